@@ -236,7 +236,7 @@ OTHER = (
     _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=("hpa",),
        cats=("all",), subs=(_status("HorizontalPodAutoscaler"),), preferred=False),
     _r("batch", "v1", "CronJob", "cronjobs", short=("cj",), cats=("all",), subs=(_status("CronJob"),)),
-    _r("batch", "v1", "Job", "jobs", cats=("all",), subs=(_status("Job"),)),
+    _r("batch", "v1", "Job", "jobs", cats=("all",), subs=(_status("Job"),), fields=("status.successful",)),
     _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
     _r("networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), subs=(_status("Ingress"),)),
     _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short=("netpol",)),

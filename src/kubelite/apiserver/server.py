@@ -1,0 +1,177 @@
+"""Assemble and run the API server: store, resource index, discovery, OpenAPI, HTTPS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kubelite import pki
+from kubelite.api import errors
+from kubelite.apiserver.allocators import ServiceAllocator
+from kubelite.apiserver.app import App
+from kubelite.apiserver.context import ServerContext
+from kubelite.apiserver.crds import CRDRegistry
+from kubelite.apiserver.discovery import Discovery
+from kubelite.apiserver.objects import ObjectStore
+from kubelite.apiserver.openapi import OpenAPIV3
+from kubelite.apiserver.rest import create_object
+from kubelite.apiserver.writes import WriteOptions
+from kubelite.registry.resources import builtin_index
+from kubelite.store import open_store
+from kubelite.store.types import Store
+
+log = logging.getLogger("kubelite.server")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    port: int = 6443
+    bind: str = "127.0.0.1"
+    datastore: str = ""
+    service_cidr: str = "10.96.0.0/12"
+    advertise_hosts: list[str] = field(default_factory=list)
+
+    @property
+    def datastore_url(self) -> str:
+        return self.datastore or f"sqlite://{self.data_dir / 'state.db'}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+
+@dataclass
+class RunningServer:
+    ctx: ServerContext
+    store: Store
+    crds: CRDRegistry
+    uvicorn_server: uvicorn.Server
+
+
+async def build_context(store: Store, cfg: ServerConfig, tokens: dict[str, str]) -> tuple[ServerContext, CRDRegistry]:
+    index = builtin_index()
+    ctx = ServerContext(
+        index=index,
+        objects=ObjectStore(store),
+        discovery=Discovery(index),
+        openapi=None,
+        tokens=tokens,
+        server_address=f"{cfg.bind}:{cfg.port}",
+    )
+    crds = CRDRegistry(ctx)
+    ctx.crds = crds
+    ctx.openapi = OpenAPIV3(index, crds.schemas_for)
+    allocator = ServiceAllocator(cfg.service_cidr)
+    ctx.extra["service_allocator"] = allocator
+    ctx.extra["create_hooks"] = {
+        ("", "Service"): allocator.on_create,
+        ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd_finalizer,
+    }
+    await crds.start()
+    await bootstrap(ctx, cfg)
+    return ctx, crds
+
+
+async def _crd_finalizer(ctx: ServerContext, crd: dict[str, Any], opts: WriteOptions) -> None:
+    fins = crd["metadata"].setdefault("finalizers", [])
+    if CRD_CLEANUP_FINALIZER not in fins:
+        fins.append(CRD_CLEANUP_FINALIZER)
+
+
+async def _ensure(ctx: ServerContext, group: str, plural: str, namespace: str, obj: dict[str, Any]) -> None:
+    info = next(r for r in ctx.index.resources if r.group == group and r.plural == plural and r.preferred)
+    with contextlib.suppress(errors.AlreadyExists):
+        if await ctx.objects.get_kv(info, namespace, obj["metadata"]["name"]) is None:
+            await create_object(ctx, info, namespace, obj, WriteOptions(manager="kube-apiserver"))
+
+
+async def bootstrap(ctx: ServerContext, cfg: ServerConfig) -> None:
+    """What kube-apiserver creates on start: system namespaces and the kubernetes Service."""
+    for ns in SYSTEM_NAMESPACES:
+        await _ensure(ctx, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    allocator: ServiceAllocator = ctx.extra["service_allocator"]
+    await _ensure(ctx, "", "services", "default", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": allocator.first_ip(1),
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}],
+                 "sessionAffinity": "None"},
+    })
+    endpoint_ip = cfg.bind if cfg.bind not in ("0.0.0.0", "::") else "127.0.0.1"
+    await _ensure(ctx, "", "endpoints", "default", {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": endpoint_ip}],
+                     "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}]}],
+    })
+
+
+def _ssl_hosts(cfg: ServerConfig) -> list[str]:
+    hosts = list(cfg.advertise_hosts)
+    if cfg.bind not in ("0.0.0.0", "::", ""):
+        hosts.append(cfg.bind)
+    return hosts
+
+
+def prepare_credentials(cfg: ServerConfig) -> pki.ClusterCredentials:
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    creds = pki.ensure_credentials(cfg.data_dir, _ssl_hosts(cfg))
+    host = cfg.bind if cfg.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    pki.write_kubeconfig(cfg.kubeconfig_path, f"https://{host}:{cfg.port}", creds)
+    return creds
+
+
+async def serve(
+    cfg: ServerConfig,
+    on_ready: Callable[[RunningServer], Awaitable[None]] | None = None,
+    install_signal_handlers: bool = True,
+) -> None:
+    """Run until SIGINT/SIGTERM (or ``should_exit``); the store is closed cleanly afterwards."""
+    creds = prepare_credentials(cfg)
+    store = open_store(cfg.datastore_url)
+    await store.start()
+    try:
+        ctx, crds = await build_context(store, cfg, {creds.admin_token: "admin"})
+        config = uvicorn.Config(
+            App(ctx), host=cfg.bind, port=cfg.port, loop="none", http="httptools", ws="websockets",
+            lifespan="off", log_level="warning", access_log=False, server_header=False, date_header=False,
+            ssl_certfile=str(creds.serving_cert), ssl_keyfile=str(creds.serving_key),
+            ssl_cert_reqs=ssl.CERT_NONE, timeout_keep_alive=120, backlog=2048,
+        )
+        server = uvicorn.Server(config)
+        if not install_signal_handlers:
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        running = RunningServer(ctx, store, crds, server)
+        waiter = asyncio.create_task(_announce(running, on_ready))
+        try:
+            await server.serve()
+        finally:
+            waiter.cancel()
+            await crds.stop()
+            for stop in ctx.extra.get("on_shutdown", []):
+                await stop()
+    finally:
+        await store.close()
+
+
+async def _announce(running: RunningServer, on_ready: Callable[[RunningServer], Awaitable[None]] | None) -> None:
+    while not running.uvicorn_server.started:
+        if running.uvicorn_server.should_exit:
+            return
+        await asyncio.sleep(0.005)
+    if on_ready is not None:
+        await on_ready(running)

@@ -1,0 +1,152 @@
+"""Shared informers: a list+watch cache of one resource, with indexes and handlers.
+
+Like client-go's reflector + indexer: list, then watch from the list's resourceVersion;
+on 410 Gone (or a closed stream) re-list and re-watch.  Handlers are called with the
+object's key only (level-triggered: reconcilers re-read the cache).  Cached objects are
+shared: never mutate them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kubelite.api import errors
+from kubelite.client.base import Client, Resource
+
+log = logging.getLogger("kubelite.informer")
+Obj = dict[str, Any]
+Handler = Callable[[str, Obj | None, Obj | None], None]  # key, old, new (None = absent)
+IndexFunc = Callable[[Obj], list[str]]
+
+WATCH_TIMEOUT = 300
+RETRY_DELAY = 1.0
+
+
+def object_key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name', '')}" if ns else str(meta.get("name", ""))
+
+
+class Informer:
+    def __init__(self, client: Client, resource: Resource, namespace: str = "",
+                 label_selector: str = "", field_selector: str = "") -> None:
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.cache: dict[str, Obj] = {}
+        self.handlers: list[Handler] = []
+        self.indexers: dict[str, IndexFunc] = {}
+        self.indexes: dict[str, dict[str, set[str]]] = {}
+        self.synced = asyncio.Event()
+        self.resource_version = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def add_handler(self, handler: Handler) -> None:
+        self.handlers.append(handler)
+
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        self.indexers[name] = fn
+        idx = self.indexes.setdefault(name, {})
+        for key, obj in self.cache.items():
+            for v in fn(obj):
+                idx.setdefault(v, set()).add(key)
+
+    def by_index(self, name: str, value: str) -> list[Obj]:
+        keys = self.indexes.get(name, {}).get(value, set())
+        return [self.cache[k] for k in sorted(keys) if k in self.cache]
+
+    def get(self, key: str) -> Obj | None:
+        return self.cache.get(key)
+
+    def list(self) -> list[Obj]:
+        return list(self.cache.values())
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"informer-{self.resource.plural}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def wait_synced(self, timeout: float = 30) -> None:
+        await asyncio.wait_for(self.synced.wait(), timeout)
+
+    # ------------------------------------------------------------------ internals
+
+    def _set(self, key: str, new: Obj | None) -> None:
+        old = self.cache.get(key)
+        if old is not None:
+            for name, fn in self.indexers.items():
+                for v in fn(old):
+                    self.indexes[name].get(v, set()).discard(key)
+        if new is None:
+            self.cache.pop(key, None)
+        else:
+            self.cache[key] = new
+            for name, fn in self.indexers.items():
+                for v in fn(new):
+                    self.indexes[name].setdefault(v, set()).add(key)
+        for h in self.handlers:
+            try:
+                h(key, old, new)
+            except Exception:
+                log.exception("informer handler failed resource=%s key=%s", self.resource.plural, key)
+
+    async def _relist(self) -> None:
+        items: list[Obj] = []
+        cont = ""
+        while True:
+            page = await self.client.list(self.resource, self.namespace, label_selector=self.label_selector,
+                                          field_selector=self.field_selector, limit=500, continue_=cont)
+            items.extend(page.get("items") or [])
+            cont = (page.get("metadata") or {}).get("continue", "")
+            rv = (page.get("metadata") or {}).get("resourceVersion", "")
+            if not cont:
+                break
+        self.resource_version = rv
+        fresh = {object_key(o): o for o in items}
+        for key in list(self.cache):
+            if key not in fresh:
+                self._set(key, None)
+        for key, obj in fresh.items():
+            self._set(key, obj)
+        self.synced.set()
+
+    async def _run(self) -> None:
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._relist()
+                    need_list = False
+                async for ev in self.client.watch(self.resource, self.namespace,
+                                                  resource_version=self.resource_version,
+                                                  label_selector=self.label_selector,
+                                                  field_selector=self.field_selector,
+                                                  timeout_seconds=WATCH_TIMEOUT):
+                    rv = (ev.object.get("metadata") or {}).get("resourceVersion", "")
+                    if rv:
+                        self.resource_version = rv
+                    if ev.type == "BOOKMARK":
+                        continue
+                    key = object_key(ev.object)
+                    self._set(key, None if ev.type == "DELETED" else ev.object)
+            except asyncio.CancelledError:
+                raise
+            except errors.Gone:
+                need_list = True
+            except Exception:
+                log.exception("informer watch failed resource=%s; re-listing", self.resource.plural)
+                need_list = True
+                await asyncio.sleep(RETRY_DELAY)

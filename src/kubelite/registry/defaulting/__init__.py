@@ -1,0 +1,1 @@
+"""Per-group defaulting functions (Kubernetes' ``SetDefaults_*``); see :mod:`kubelite.registry.defaults`."""

@@ -1,0 +1,204 @@
+"""Watch fan-out: one hub per store that committed event batches are published to.
+
+This mirrors what the etcd watch stream (and kine's broadcaster) gives the
+Kubernetes API server: a watch on a key prefix from a revision first replays the
+history after that revision, then continues with live events, in revision order,
+with no gap and no duplicate.  Writers never wait for watchers: each watcher has a
+bounded queue, and one that falls too far behind is closed with
+:class:`WatcherOverflow` (the client must re-list, like a "too old resource
+version" from the API server).
+
+The hub is backend-independent: a backend publishes each committed batch (on the
+event-loop thread, in revision order) and supplies a :class:`HistoryReader` for
+replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from typing import Protocol
+
+from kubelite.store.types import Event, StoreClosed, StoreError, WatcherOverflow
+
+DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_REPLAY_CHUNK = 1_000
+
+
+class HistoryReader(Protocol):
+    """Where a hub reads the history it replays (the backend's log)."""
+
+    async def history(self, prefix: str, after: int, until: int, limit: int) -> list[Event]:
+        """Events under ``prefix`` with ``after < revision <= until`` in revision
+        order, at most ``limit``.  Raises CompactedError when ``after`` is older than
+        the compact revision."""
+        ...
+
+
+def filter_prefix(events: Sequence[Event], prefix: str) -> list[Event]:
+    """The events whose key starts with ``prefix`` (all of them for "")."""
+    if not prefix:
+        return list(events)
+    return [event for event in events if event.kv.key.startswith(prefix)]
+
+
+class HubWatcher:
+    """One watch: an async iterator of event batches (lists, in revision order)."""
+
+    def __init__(self, hub: FanoutHub, prefix: str, from_revision: int, replay_until: int) -> None:
+        self._hub = hub
+        self.prefix = prefix
+        self._position = from_revision  # the newest revision handed out (or skipped)
+        self._replay_until = replay_until  # history to read from the log first
+        self._pending: deque[list[Event]] = deque()
+        self._pending_count = 0
+        self._wakeup = asyncio.Event()
+        self._error: StoreError | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._error is not None
+
+    def close(self) -> None:
+        """End iteration (the iterator stops; it does not raise)."""
+        if not self.closed:
+            self._closed = True
+            self._drop()
+
+    def __aiter__(self) -> HubWatcher:
+        return self
+
+    async def __anext__(self) -> list[Event]:
+        while True:
+            self._raise_if_done()
+            if self._position < self._replay_until:
+                replayed = await self._replay_chunk()
+                if replayed:
+                    return replayed
+                continue
+            live = self._take_pending()
+            if live:
+                return live
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _replay_chunk(self) -> list[Event]:
+        limit = self._hub.replay_chunk
+        events = await self._hub.history.history(self.prefix, self._position, self._replay_until, limit)
+        self._raise_if_done()
+        if len(events) < limit:
+            self._position = self._replay_until
+        if events:
+            self._position = max(self._position, events[-1].revision)
+        return events
+
+    def _take_pending(self) -> list[Event]:
+        """All queued live events newer than what was already handed out."""
+        events: list[Event] = []
+        while self._pending:
+            events.extend(self._pending.popleft())
+        self._pending_count = 0
+        fresh = [event for event in events if event.revision > self._position]
+        if fresh:
+            self._position = fresh[-1].revision
+        return fresh
+
+    def _raise_if_done(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise StopAsyncIteration
+
+    def _offer(self, events: list[Event]) -> None:
+        """Queue a (prefix-filtered) live batch; overflow closes this watcher only."""
+        if self._pending_count + len(events) > self._hub.queue_size:
+            self._fail(WatcherOverflow(f"watcher on {self.prefix!r} fell behind and was closed"))
+            return
+        self._pending.append(events)
+        self._pending_count += len(events)
+        self._wakeup.set()
+
+    def _fail(self, error: StoreError) -> None:
+        if not self.closed:
+            self._error = error
+            self._drop()
+
+    def _drop(self) -> None:
+        self._pending.clear()
+        self._pending_count = 0
+        self._hub._remove(self)
+        self._wakeup.set()
+
+
+class FanoutHub:
+    """Publishes committed batches to every watcher whose prefix matches.
+
+    ``publish`` must be called on the event-loop thread, batch after batch in
+    revision order; it never blocks.
+    """
+
+    def __init__(
+        self,
+        history: HistoryReader,
+        *,
+        revision: int = 0,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        replay_chunk: int = DEFAULT_REPLAY_CHUNK,
+    ) -> None:
+        self.history = history
+        self.queue_size = queue_size
+        self.replay_chunk = replay_chunk
+        self._revision = revision
+        self._by_prefix: dict[str, dict[HubWatcher, None]] = {}
+        self._closed = False
+
+    @property
+    def revision(self) -> int:
+        """The newest published revision."""
+        return self._revision
+
+    @property
+    def watcher_count(self) -> int:
+        return sum(len(watchers) for watchers in self._by_prefix.values())
+
+    def watch(self, prefix: str, from_revision: int) -> HubWatcher:
+        """A watcher for events under ``prefix`` with revision > ``from_revision``.
+
+        Events already published are replayed from the history reader; events
+        published from now on are queued meanwhile, so nothing is lost or repeated.
+        The caller checks ``from_revision`` against the compact revision.
+        """
+        if self._closed:
+            raise StoreClosed("store is closed")
+        replay_until = self._revision if from_revision < self._revision else from_revision
+        watcher = HubWatcher(self, prefix, from_revision, replay_until)
+        self._by_prefix.setdefault(prefix, {})[watcher] = None
+        return watcher
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Hand one committed batch (in revision order) to the matching watchers."""
+        if not events:
+            return
+        self._revision = events[-1].revision
+        for prefix, watchers in list(self._by_prefix.items()):
+            matching = filter_prefix(events, prefix)
+            if matching:
+                for watcher in list(watchers):
+                    watcher._offer(matching)
+
+    def close(self) -> None:
+        """Close every watcher with StoreClosed; later watch() calls raise it too."""
+        self._closed = True
+        for watchers in list(self._by_prefix.values()):
+            for watcher in list(watchers):
+                watcher._fail(StoreClosed("store is closed"))
+        self._by_prefix.clear()
+
+    def _remove(self, watcher: HubWatcher) -> None:
+        watchers = self._by_prefix.get(watcher.prefix)
+        if watchers is not None:
+            watchers.pop(watcher, None)
+            if not watchers:
+                del self._by_prefix[watcher.prefix]
