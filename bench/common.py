@@ -68,8 +68,20 @@ def start_server(data_dir: Path | None = None, *extra: str) -> Server:
     port = free_port()
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kubelite.cli", "up", "--data-dir", str(data_dir), "--port", str(port), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kubelite.cli",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     ready = threading.Event()
     out: list[str] = []

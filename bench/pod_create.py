@@ -26,7 +26,11 @@ from common import machine, percentile, pod, start_server
 def client(idx: int, port: int, token: str, ca: str, seconds: float, q: mp.Queue) -> None:  # type: ignore[type-arg]
     ctx = ssl.create_default_context(cafile=ca)
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
     lat: list[float] = []
     errors = 0
     n = 0
@@ -52,8 +56,10 @@ def main() -> None:
     srv = start_server()
     try:
         q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-        procs = [mp.Process(target=client, args=(i, srv.port, srv.token, srv.ca, args.seconds, q))
-                 for i in range(args.clients)]
+        procs = [
+            mp.Process(target=client, args=(i, srv.port, srv.token, srv.ca, args.seconds, q))
+            for i in range(args.clients)
+        ]
         t0 = time.monotonic()
         for p in procs:
             p.start()
@@ -66,23 +72,28 @@ def main() -> None:
         rate = len(lat) / wall
     finally:
         srv.stop()
-    raw = subprocess.run([sys.executable, str(Path(__file__).with_name("store_raw.py"))],
-                         capture_output=True, text=True)
+    raw = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("store_raw.py"))], capture_output=True, text=True
+    )
     raw_line = raw.stdout.strip().splitlines()[-1] if raw.stdout.strip() else "{}"
     raw_data = json.loads(raw_line)
     raw_rate = float(raw_data.get("batched_objects_per_s") or 0)
-    print(json.dumps({
-        "bench": "pod_create_https",
-        "clients": args.clients,
-        "creates": len(lat),
-        "errors": errors,
-        "creates_per_s": round(rate, 1),
-        "p50_ms": round(percentile(lat, 50) * 1000, 2),
-        "p99_ms": round(percentile(lat, 99) * 1000, 2),
-        "raw_sqlite_batched_per_s": raw_rate,
-        "ratio_to_raw": round(rate / raw_rate, 3) if raw_rate else None,
-        **machine(),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "pod_create_https",
+                "clients": args.clients,
+                "creates": len(lat),
+                "errors": errors,
+                "creates_per_s": round(rate, 1),
+                "p50_ms": round(percentile(lat, 50) * 1000, 2),
+                "p99_ms": round(percentile(lat, 99) * 1000, 2),
+                "raw_sqlite_batched_per_s": raw_rate,
+                "ratio_to_raw": round(rate / raw_rate, 3) if raw_rate else None,
+                **machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,14 +30,18 @@ def main() -> None:
             rss = srv.rss_mb()
         srv.stop()
         shutil.rmtree(srv.data_dir, ignore_errors=True)
-    print(json.dumps({
-        "bench": "startup_memory",
-        "startup_median_s": round(statistics.median(times), 3),
-        "startup_min_s": round(min(times), 3),
-        "startup_max_s": round(max(times), 3),
-        "idle_rss_mb": round(rss, 1),
-        **machine(),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "startup_memory",
+                "startup_median_s": round(statistics.median(times), 3),
+                "startup_min_s": round(min(times), 3),
+                "startup_max_s": round(max(times), 3),
+                "idle_rss_mb": round(rss, 1),
+                **machine(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

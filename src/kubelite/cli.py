@@ -23,27 +23,43 @@ def default_data_dir() -> Path:
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="state, certificates and kubeconfig (default: %(default)s → /var/lib/kubelite "
-                        "for root, ~/.local/share/kubelite otherwise)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="state, certificates and kubeconfig (default: %(default)s → /var/lib/kubelite "
+        "for root, ~/.local/share/kubelite otherwise)",
+    )
     p.add_argument("--port", type=int, default=6443, help="HTTPS port of the API server (default 6443)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--datastore", default="",
-                   help="store URL (default sqlite://DATA_DIR/state.db)")
+    p.add_argument("--datastore", default="", help="store URL (default sqlite://DATA_DIR/state.db)")
     p.add_argument("--service-cidr", default="10.96.0.0/12", help="ClusterIP range (default 10.96.0.0/12)")
-    p.add_argument("--tls-san", action="append", default=[], help="extra host name or IP for the serving certificate")
-    p.add_argument("--log-level", default=os.environ.get("KUBELITE_LOG_LEVEL", "warning"),
-                   help="debug, info, warning (default) or error")
+    p.add_argument(
+        "--tls-san", action="append", default=[], help="extra host name or IP for the serving certificate"
+    )
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("KUBELITE_LOG_LEVEL", "warning"),
+        help="debug, info, warning (default) or error",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubelite", description="Kubernetes, re-made in Python and kept small.")
+    parser = argparse.ArgumentParser(
+        prog="kubelite", description="Kubernetes, re-made in Python and kept small."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    up = sub.add_parser("up", help="run the all-in-one cluster in the foreground",
-                        description="Run the all-in-one cluster (API server on an embedded store) in the foreground.")
+    up = sub.add_parser(
+        "up",
+        help="run the all-in-one cluster in the foreground",
+        description="Run the all-in-one cluster (API server on an embedded store) in the foreground.",
+    )
     _server_args(up)
-    server = sub.add_parser("server", help="run the API server alone",
-                            description="Run the API server alone (for multi-process setups).")
+    server = sub.add_parser(
+        "server",
+        help="run the API server alone",
+        description="Run the API server alone (for multi-process setups).",
+    )
     _server_args(server)
     return parser
 
@@ -64,9 +80,11 @@ def _run(cfg: ServerConfig, what: str) -> int:
         if what == "up":
             await start_controllers(running)
         took = time.monotonic() - START
-        print(f"kubelite {what} ready in {took:.2f}s: https://{cfg.bind}:{cfg.port} "
-              f"kubeconfig={cfg.kubeconfig_path} datastore={cfg.datastore_url.split('://')[0]}",
-              flush=True)
+        print(
+            f"kubelite {what} ready in {took:.2f}s: https://{cfg.bind}:{cfg.port} "
+            f"kubeconfig={cfg.kubeconfig_path} datastore={cfg.datastore_url.split('://')[0]}",
+            flush=True,
+        )
         print(f"  export KUBECONFIG={cfg.kubeconfig_path}", flush=True)
 
     try:

@@ -49,13 +49,22 @@ class Cluster:
         env["KUBECACHEDIR"] = str(self.cache_dir)
         return env
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60,
-                binary: str = KUBECTL) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        binary: str = KUBECTL,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [binary, "--cache-dir", str(self.cache_dir), *args]
-        res = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout)
+        res = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=timeout
+        )
         if check and res.returncode != 0:
             raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({res.returncode}):\nstdout: {res.stdout}\nstderr: {res.stderr}"
+                f"kubectl {' '.join(args)} failed ({res.returncode}):\n"
+                f"stdout: {res.stdout}\nstderr: {res.stderr}"
             )
         return res
 
@@ -87,9 +96,20 @@ def _pump(proc: subprocess.Popen[str], sink: list[str], ready: threading.Event) 
 
 def start_cluster(data_dir: Path, *extra: str, port: int | None = None) -> Cluster:
     port = port or free_port()
-    cmd = [sys.executable, "-m", "kubelite.cli", "up", "--data-dir", str(data_dir), "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "kubelite.cli",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     cache = Path(tempfile.mkdtemp(prefix="kubectl-cache-"))
     cluster = Cluster(data_dir, port, proc, cache)
     ready = threading.Event()
@@ -123,6 +143,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 def ns(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test."""
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-") + f"-{int(time.time() * 1000) % 100000}"
+    name = (
+        "t-"
+        + request.node.name.lower().replace("_", "-")[:40].strip("-")
+        + f"-{int(time.time() * 1000) % 100000}"
+    )
     cluster.kubectl("create", "namespace", name)
     yield name

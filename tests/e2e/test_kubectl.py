@@ -86,7 +86,9 @@ def test_apply_create_unchanged_configured(cluster: Cluster, ns: str) -> None:
     # defaults as kube-apiserver sets them
     assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": "25%"}
     assert dep["spec"]["revisionHistoryLimit"] == 10
-    assert dep["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
+    assert (
+        dep["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
+    )
 
 
 def test_apply_unknown_field_is_rejected_strictly(cluster: Cluster, ns: str) -> None:
@@ -97,18 +99,30 @@ def test_apply_unknown_field_is_rejected_strictly(cluster: Cluster, ns: str) -> 
 
 
 def test_server_side_apply_and_conflict(cluster: Cluster, ns: str) -> None:
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": ns},
-          "data": {"a": "1"}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "ssa", "namespace": ns},
+        "data": {"a": "1"},
+    }
     out = cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(cm)).stdout
     assert "serverside-applied" in out
     cm2 = {**cm, "data": {"a": "2"}}
-    res = cluster.kubectl("apply", "--server-side", "--field-manager=other", "-f", "-",
-                          input=yaml.safe_dump(cm2), check=False)
+    res = cluster.kubectl(
+        "apply", "--server-side", "--field-manager=other", "-f", "-", input=yaml.safe_dump(cm2), check=False
+    )
     assert res.returncode != 0
     assert "conflict" in res.stderr.lower() and ".data.a" in res.stderr
-    cluster.kubectl("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-",
-                    input=yaml.safe_dump(cm2))
-    got = cluster.json("get", "cm", "ssa", "-n", ns)
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=yaml.safe_dump(cm2),
+    )
+    got = cluster.json("get", "cm", "ssa", "-n", ns, "--show-managed-fields")
     assert got["data"] == {"a": "2"}
     managers = {m["manager"] for m in got["metadata"]["managedFields"]}
     assert "other" in managers
@@ -136,12 +150,19 @@ def test_get_tables_and_output_formats(cluster: Cluster, ns: str) -> None:
     assert out[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert out[1].split()[:4] == ["web", "0/2", "0", "0"]
     wide = cluster.kubectl("get", "deploy", "-n", ns, "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES",
-                               "SELECTOR"]
+    assert wide[0].split() == [
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ]
     assert "nginx:1.27" in wide[1] and "app=web" in wide[1]
     assert cluster.kubectl("get", "deploy", "-n", ns, "-o", "name").stdout.strip() == "deployment.apps/web"
-    assert cluster.kubectl("get", "deploy", "web", "-n", ns, "-o",
-                           "jsonpath={.spec.replicas}").stdout == "2"
+    assert cluster.kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}").stdout == "2"
     labels = cluster.kubectl("get", "deploy", "-n", ns, "--show-labels").stdout
     assert "app=web" in labels
     y = yaml.safe_load(cluster.kubectl("get", "deploy", "web", "-n", ns, "-o", "yaml").stdout)
@@ -173,14 +194,32 @@ def test_label_annotate_patch_replace(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("label", "deploy", "web", "env-", "-n", ns)
     assert "env" not in cluster.json("get", "deploy", "web", "-n", ns)["metadata"]["labels"]
     # strategic (default): containers merged by name
-    cluster.kubectl("patch", "deploy", "web", "-n", ns, "-p",
-                    '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}')
-    names = [c["name"] for c in cluster.json("get", "deploy", "web", "-n", ns)["spec"]["template"]["spec"]["containers"]]
+    cluster.kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        ns,
+        "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}',
+    )
+    names = [
+        c["name"]
+        for c in cluster.json("get", "deploy", "web", "-n", ns)["spec"]["template"]["spec"]["containers"]
+    ]
     assert names == ["nginx", "sidecar"] or names == ["sidecar", "nginx"]
     cluster.kubectl("patch", "deploy", "web", "-n", ns, "--type=merge", "-p", '{"spec":{"replicas":5}}')
     assert cluster.json("get", "deploy", "web", "-n", ns)["spec"]["replicas"] == 5
-    cluster.kubectl("patch", "deploy", "web", "-n", ns, "--type=json",
-                    "-p", '[{"op":"replace","path":"/spec/replicas","value":1}]')
+    cluster.kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/replicas","value":1}]',
+    )
     dep = cluster.json("get", "deploy", "web", "-n", ns)
     assert dep["spec"]["replicas"] == 1
     dep["spec"]["replicas"] = 4
@@ -196,11 +235,19 @@ def test_diff_and_dry_run_do_not_change(cluster: Cluster, ns: str) -> None:
     rv = cluster.json("get", "deploy", "web", "-n", ns)["metadata"]["resourceVersion"]
     same = cluster.kubectl("diff", "-n", ns, "-f", "-", input=DEPLOYMENT, check=False)
     assert same.returncode == 0, same.stdout + same.stderr
-    changed = cluster.kubectl("diff", "-n", ns, "-f", "-", input=DEPLOYMENT.replace("replicas: 2", "replicas: 7"),
-                              check=False)
+    changed = cluster.kubectl(
+        "diff", "-n", ns, "-f", "-", input=DEPLOYMENT.replace("replicas: 2", "replicas: 7"), check=False
+    )
     assert changed.returncode == 1 and "replicas: 7" in changed.stdout
-    cluster.kubectl("apply", "--dry-run=server", "-n", ns, "-f", "-",
-                    input=DEPLOYMENT.replace("replicas: 2", "replicas: 9"))
+    cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=DEPLOYMENT.replace("replicas: 2", "replicas: 9"),
+    )
     after = cluster.json("get", "deploy", "web", "-n", ns)
     assert after["metadata"]["resourceVersion"] == rv and after["spec"]["replicas"] == 2
 
@@ -209,7 +256,9 @@ def test_scale_subresource(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=DEPLOYMENT)
     cluster.kubectl("scale", "deploy", "web", "--replicas=6", "-n", ns)
     assert cluster.json("get", "deploy", "web", "-n", ns)["spec"]["replicas"] == 6
-    res = cluster.kubectl("scale", "deploy", "web", "--replicas=2", "--current-replicas=3", "-n", ns, check=False)
+    res = cluster.kubectl(
+        "scale", "deploy", "web", "--replicas=2", "--current-replicas=3", "-n", ns, check=False
+    )
     assert res.returncode != 0
 
 
@@ -223,7 +272,10 @@ def test_explain(cluster: Cluster) -> None:
 
 def test_auth_can_i(cluster: Cluster) -> None:
     assert cluster.kubectl("auth", "can-i", "create", "pods").stdout.strip() == "yes"
-    assert cluster.kubectl("auth", "can-i", "delete", "deployments.apps", "-n", "kube-system").stdout.strip() == "yes"
+    assert (
+        cluster.kubectl("auth", "can-i", "delete", "deployments.apps", "-n", "kube-system").stdout.strip()
+        == "yes"
+    )
     out = cluster.kubectl("auth", "can-i", "--list").stdout
     assert "*.*" in out
 
@@ -231,12 +283,23 @@ def test_auth_can_i(cluster: Cluster) -> None:
 def test_describe_shows_events(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("create", "configmap", "described", "--from-literal=a=b", "-n", ns)
     cm = cluster.json("get", "cm", "described", "-n", ns)
-    ev = {"apiVersion": "v1", "kind": "Event",
-          "metadata": {"name": "described.1", "namespace": ns},
-          "involvedObject": {"kind": "ConfigMap", "name": "described", "namespace": ns, "uid": cm["metadata"]["uid"],
-                             "apiVersion": "v1"},
-          "reason": "Tested", "message": "hello from the test", "type": "Normal",
-          "source": {"component": "e2e"}, "count": 1}
+    ev = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "described.1", "namespace": ns},
+        "involvedObject": {
+            "kind": "ConfigMap",
+            "name": "described",
+            "namespace": ns,
+            "uid": cm["metadata"]["uid"],
+            "apiVersion": "v1",
+        },
+        "reason": "Tested",
+        "message": "hello from the test",
+        "type": "Normal",
+        "source": {"component": "e2e"},
+        "count": 1,
+    }
     other = json.loads(json.dumps(ev))
     other["metadata"]["name"] = "other.1"
     other["involvedObject"]["name"] = "someone-else"
@@ -253,7 +316,10 @@ def test_get_watch_prints_changes(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("create", "configmap", "w1", "--from-literal=a=b", "-n", ns)
     proc = subprocess.Popen(
         ["kubectl", "--cache-dir", str(cluster.cache_dir), "get", "cm", "-n", ns, "-w"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cluster.env(),
     )
     try:
         time.sleep(1.5)
@@ -270,17 +336,34 @@ def test_get_watch_prints_changes(cluster: Cluster, ns: str) -> None:
 
 def test_delete_modes_and_wait(cluster: Cluster, ns: str) -> None:
     def owned_cm(name: str, owner: dict[str, str]) -> str:
-        return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                           "metadata": {"name": name, "namespace": ns, "ownerReferences": [
-                               {"apiVersion": "v1", "kind": "ConfigMap", "name": owner["name"],
-                                "uid": owner["uid"], "blockOwnerDeletion": True, "controller": True}]}})
+        return json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": ns,
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "ConfigMap",
+                            "name": owner["name"],
+                            "uid": owner["uid"],
+                            "blockOwnerDeletion": True,
+                            "controller": True,
+                        }
+                    ],
+                },
+            }
+        )
 
     for mode in ("background", "foreground", "orphan"):
         cluster.kubectl("create", "configmap", f"owner-{mode}", "-n", ns)
         owner = cluster.json("get", "cm", f"owner-{mode}", "-n", ns)["metadata"]
         cluster.kubectl("create", "-f", "-", input=owned_cm(f"dep-{mode}", owner))
-        out = cluster.kubectl("delete", "cm", f"owner-{mode}", "-n", ns, f"--cascade={mode}", "--wait=true",
-                              timeout=60).stdout
+        out = cluster.kubectl(
+            "delete", "cm", f"owner-{mode}", "-n", ns, f"--cascade={mode}", "--wait=true", timeout=60
+        ).stdout
         assert f'configmap "owner-{mode}" deleted' in out
         assert cluster.kubectl("get", "cm", f"owner-{mode}", "-n", ns, check=False).returncode != 0
         deadline = time.time() + 15
@@ -307,13 +390,18 @@ def test_wait_for_delete_and_namespace_deletion(cluster: Cluster) -> None:
 
 def test_terminating_namespace_refuses_new_content(cluster: Cluster) -> None:
     cluster.kubectl("create", "namespace", "closing")
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "namespace": "closing",
-                                                                 "finalizers": ["example.com/hold"]}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "keep", "namespace": "closing", "finalizers": ["example.com/hold"]},
+    }
     cluster.kubectl("create", "-f", "-", input=json.dumps(cm))
     cluster.kubectl("delete", "namespace", "closing", "--wait=false")
     res = cluster.kubectl("create", "configmap", "late", "-n", "closing", check=False)
     assert res.returncode != 0 and "being terminated" in res.stderr
-    cluster.kubectl("patch", "cm", "keep", "-n", "closing", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    cluster.kubectl(
+        "patch", "cm", "keep", "-n", "closing", "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+    )
     cluster.kubectl("wait", "--for=delete", "namespace/closing", "--timeout=30s", timeout=40)
 
 
@@ -330,7 +418,9 @@ spec:
   - name: v1
     served: true
     storage: true
-    subresources: {status: {}, scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}}
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
     additionalPrinterColumns:
     - {name: Spec, type: string, jsonPath: .spec.cronSpec}
     - {name: Replicas, type: integer, jsonPath: .spec.replicas}
@@ -383,7 +473,9 @@ def test_removed_api_version_gets_a_clear_error(cluster: Cluster, ns: str) -> No
     old = DEPLOYMENT.replace("apps/v1", "extensions/v1beta1")
     res = cluster.kubectl("apply", "-n", ns, "-f", "-", input=old, check=False)
     assert res.returncode != 0
-    assert re.search(r'no matches for kind "Deployment" in version "extensions/v1beta1"', res.stderr), res.stderr
+    assert re.search(r'no matches for kind "Deployment" in version "extensions/v1beta1"', res.stderr), (
+        res.stderr
+    )
 
 
 def test_get_all(cluster: Cluster, ns: str) -> None:

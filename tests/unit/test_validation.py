@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (expected messages are Kubernetes' exact, long texts)
 """Validation of built-in kinds: field paths, CauseTypes and messages as kube-apiserver 1.32 prints them."""
 
 from __future__ import annotations
@@ -479,8 +480,8 @@ def test_valid_pod_has_no_causes() -> None:
                 "spec.nodeSelector",
                 "FieldValueInvalid",
                 'Invalid value: "s s": a valid label must be an empty string or consist of alphanumeric characters, '
-                "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
-                "'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+                "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue' or "
+                "'my_value' or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
             ),
         ),
         (
@@ -518,11 +519,7 @@ def test_valid_pod_has_no_causes() -> None:
     ],
 )
 def test_invalid_pods(pod: Obj, expected: tuple[str, str, str]) -> None:
-    got = _triples(_check("", "Pod", pod))
-    if expected[0] == "spec.nodeSelector":
-        # RegexError joins examples with " or "
-        expected = (expected[0], expected[1], expected[2].replace(",  or ", " or "))
-    assert expected in got
+    assert expected in _triples(_check("", "Pod", pod))
 
 
 def test_pod_update_rules() -> None:
@@ -1167,7 +1164,7 @@ def test_pvc_rules() -> None:
 
 
 def test_hpa_pdb_priorityclass() -> None:
-    hpa = {
+    hpa: Obj = {
         "metadata": {"name": "h", "namespace": "default"},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
@@ -1242,7 +1239,7 @@ def test_storage_class_crd_endpointslice_ingress_networkpolicy() -> None:
     assert ("provisioner", "FieldValueRequired", "Required value") in _triples(
         _check("storage.k8s.io", "StorageClass", sc)
     )
-    crd = {
+    crd: Obj = {
         "metadata": {"name": "widgets.example.com"},
         "spec": {
             "group": "example.com",

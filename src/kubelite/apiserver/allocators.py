@@ -67,14 +67,20 @@ class ServiceAllocator:
             try:
                 addr = ipaddress.ip_address(ip)
             except ValueError as e:
-                raise _invalid(svc, "spec.clusterIP", f'Invalid value: "{ip}": must be a valid IP address') from e
+                raise _invalid(
+                    svc, "spec.clusterIP", f'Invalid value: "{ip}": must be a valid IP address'
+                ) from e
             if addr not in self.network:
-                raise _invalid(svc, "spec.clusterIP",
-                               f'Invalid value: "{ip}": provided IP is not in the valid range. '
-                               f"The range of valid IPs is {self.network}")
+                raise _invalid(
+                    svc,
+                    "spec.clusterIP",
+                    f'Invalid value: "{ip}": provided IP is not in the valid range. '
+                    f"The range of valid IPs is {self.network}",
+                )
             if ip in used:
-                raise _invalid(svc, "spec.clusterIP",
-                               f'Invalid value: "{ip}": provided IP is already allocated')
+                raise _invalid(
+                    svc, "spec.clusterIP", f'Invalid value: "{ip}": provided IP is already allocated'
+                )
         else:
             ip = self._pick_ip(used)
         spec["clusterIP"] = ip
@@ -86,8 +92,11 @@ class ServiceAllocator:
             np = port.get("nodePort")
             if np:
                 if np in used:
-                    raise _invalid(svc, f"spec.ports[{i}].nodePort",
-                                   f"Invalid value: {np}: provided port is already allocated")
+                    raise _invalid(
+                        svc,
+                        f"spec.ports[{i}].nodePort",
+                        f"Invalid value: {np}: provided port is already allocated",
+                    )
                 used.add(int(np))
                 continue
             free = [p for p in range(lo, hi + 1) if p not in used]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import logging
 import platform
-from typing import Any
 
 import orjson
 
@@ -113,6 +112,9 @@ class App:
         await send_bytes(send, 200, orjson.dumps({"paths": sorted(paths)}))
 
     async def _openapi(self, req: Request, send: Send, rest_parts: list[str]) -> None:
+        if rest_parts == ["v2"]:
+            await self._openapi_v2(req, send)
+            return
         if rest_parts[:1] != ["v3"]:
             raise errors.NotFound("the server could not find the requested resource")
         if len(rest_parts) == 1:
@@ -125,12 +127,31 @@ class App:
         body, etag = doc
         quoted = f'"{etag}"'
         if req.headers.get("if-none-match") == quoted:
-            await send({"type": "http.response.start", "status": 304,
-                        "headers": [(b"etag", quoted.encode())]})
+            await send(
+                {"type": "http.response.start", "status": 304, "headers": [(b"etag", quoted.encode())]}
+            )
             await send({"type": "http.response.body", "body": b""})
             return
-        await send_bytes(send, 200, body, JSON,
-                         {"etag": quoted, "cache-control": "public, immutable"})
+        await send_bytes(send, 200, body, JSON, {"etag": quoted, "cache-control": "public, immutable"})
+
+    async def _openapi_v2(self, req: Request, send: Send) -> None:
+        """An empty OpenAPI v2 document: kubectl only falls back to v2 for group-versions that v3 does
+        not describe (removed APIs, unknown CRDs); an empty document lets it report those as
+        "no matches for kind" exactly as against a real 1.32 server."""
+        if "protobuf" in req.headers.get("accept", ""):
+            await send_bytes(send, 200, b"", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+        else:
+            await send_bytes(
+                send,
+                200,
+                orjson.dumps(
+                    {
+                        "swagger": "2.0",
+                        "info": {"title": "Kubernetes", "version": VERSION_INFO["gitVersion"]},
+                        "paths": {},
+                    }
+                ),
+            )
 
     async def _api(self, req: Request, send: Send, parts: list[str]) -> None:
         if not parts:
@@ -223,7 +244,7 @@ class App:
                 _require_verb(info, "create", m)
                 if info.namespaced and not t.namespace:
                     raise errors.MethodNotAllowed(
-                        f"the server does not allow this method on the requested resource"
+                        "the server does not allow this method on the requested resource"
                     )
                 await rest.create(self.ctx, req, send, t)
             elif m == "DELETE":
@@ -307,7 +328,11 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 async def _reject_websocket(send: Send, err: errors.APIError) -> None:
     body = orjson.dumps(err.to_status())
-    await send({"type": "websocket.http.response.start", "status": err.code,
-                "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": err.code,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "websocket.http.response.body", "body": body})
-

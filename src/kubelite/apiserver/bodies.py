@@ -38,11 +38,11 @@ def parse_document(body: bytes, content_type: str) -> Any:
             raise errors.BadRequest(f"error decoding request body as JSON: {e}") from e
     if content_type in YAML_TYPES or content_type == "application/apply-patch+yaml":
         try:
-            return yaml.load(body, Loader=_YamlLoader)  # noqa: S506 - safe loader
+            return yaml.load(body, Loader=_YamlLoader)
         except yaml.YAMLError as e:
             raise errors.BadRequest(f"error converting YAML to JSON: {e}") from e
     raise errors.UnsupportedMediaType(
-        f'the body of the request was in an unknown format - accepted media types include: '
+        f"the body of the request was in an unknown format - accepted media types include: "
         f'application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{content_type}")'
     )
 
@@ -52,9 +52,7 @@ def parse_object(body: bytes, content_type: str) -> dict[str, Any]:
         raise errors.BadRequest("the request body is empty; expected an object")
     doc = parse_document(body, content_type)
     if not isinstance(doc, dict):
-        raise errors.BadRequest(
-            f"the request body must be a JSON object, not {type(doc).__name__}"
-        )
+        raise errors.BadRequest(f"the request body must be a JSON object, not {type(doc).__name__}")
     return doc
 
 
@@ -63,7 +61,7 @@ def check_type_meta(info: ResourceInfo, obj: dict[str, Any], kind: str | None = 
     want_kind = kind or info.kind
     av = obj.get("apiVersion")
     k = obj.get("kind")
-    if av is not None and not isinstance(av, str) or k is not None and not isinstance(k, str):
+    if (av is not None and not isinstance(av, str)) or (k is not None and not isinstance(k, str)):
         raise errors.BadRequest("apiVersion and kind must be strings")
     if k and k != want_kind:
         raise errors.BadRequest(
@@ -71,7 +69,8 @@ def check_type_meta(info: ResourceInfo, obj: dict[str, Any], kind: str | None = 
         )
     if av and av != info.group_version:
         raise errors.BadRequest(
-            f'the API version in the data ({av}) does not match the expected API version ({info.group_version})'
+            f"the API version in the data ({av}) does not match the expected "
+            f"API version ({info.group_version})"
         )
     obj["apiVersion"] = info.group_version
     obj["kind"] = want_kind
@@ -80,7 +79,7 @@ def check_type_meta(info: ResourceInfo, obj: dict[str, Any], kind: str | None = 
         obj["metadata"] = {}
     elif not isinstance(meta, dict):
         raise errors.BadRequest(
-            f"{want_kind} in version \"{info.version}\" cannot be handled as a {want_kind}: "
+            f'{want_kind} in version "{info.version}" cannot be handled as a {want_kind}: '
             "json: cannot unmarshal into Go struct field .metadata of type v1.ObjectMeta"
         )
 
@@ -88,14 +87,13 @@ def check_type_meta(info: ResourceInfo, obj: dict[str, Any], kind: str | None = 
 def field_validation_mode(raw: str) -> str:
     mode = raw or "Warn"
     if mode not in ("Strict", "Warn", "Ignore"):
-        raise errors.BadRequest(
-            f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{raw}"'
-        )
+        raise errors.BadRequest(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", got "{raw}"')
     return mode
 
 
-def check_fields(info: ResourceInfo, obj: dict[str, Any], mode: str, warnings: list[str],
-                 raw: bytes | None = None) -> None:
+def check_fields(
+    info: ResourceInfo, obj: dict[str, Any], mode: str, warnings: list[str], raw: bytes | None = None
+) -> None:
     """Type errors are always 400; unknown (and duplicate) fields per fieldValidation, then
     dropped, as Go's decoding does."""
     schema = schema_for_gvk(info.group, info.version, info.kind)

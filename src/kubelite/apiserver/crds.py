@@ -36,19 +36,21 @@ def _infos(crd: Obj) -> list[ResourceInfo]:
             subs.append(Subresource("status", names.get("kind", ""), ("get", "patch", "update")))
         if "scale" in sr:
             subs.append(Subresource("scale", "Scale", ("get", "patch", "update"), "autoscaling", "v1"))
-        out.append(ResourceInfo(
-            group=group,
-            version=v["name"],
-            kind=names.get("kind", ""),
-            plural=names.get("plural", ""),
-            singular=names.get("singular") or names.get("kind", "").lower(),
-            namespaced=spec.get("scope") == "Namespaced",
-            short_names=tuple(names.get("shortNames") or ()),
-            categories=tuple(names.get("categories") or ()),
-            subresources=tuple(subs),
-            crd=True,
-            preferred=v["name"] == (versions[0]["name"] if versions else storage),
-        ))
+        out.append(
+            ResourceInfo(
+                group=group,
+                version=v["name"],
+                kind=names.get("kind", ""),
+                plural=names.get("plural", ""),
+                singular=names.get("singular") or names.get("kind", "").lower(),
+                namespaced=spec.get("scope") == "Namespaced",
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                subresources=tuple(subs),
+                crd=True,
+                preferred=v["name"] == (versions[0]["name"] if versions else storage),
+            )
+        )
     return out
 
 
@@ -141,10 +143,20 @@ class CRDRegistry:
                 v["name"] for v in (cur.get("spec") or {}).get("versions") or [] if v.get("storage")
             ]
             status["conditions"] = [
-                {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now,
-                 "reason": "NoConflicts", "message": "no conflicts found"},
-                {"type": "Established", "status": "True", "lastTransitionTime": now,
-                 "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "lastTransitionTime": now,
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "lastTransitionTime": now,
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                },
             ]
             return cur
 
@@ -163,7 +175,11 @@ class CRDRegistry:
                     )
 
         def drop(cur: Obj) -> Obj | None:
-            fins = [f for f in cur["metadata"].get("finalizers") or [] if f != "customresourcecleanup.apiextensions.k8s.io"]
+            fins = [
+                f
+                for f in cur["metadata"].get("finalizers") or []
+                if f != "customresourcecleanup.apiextensions.k8s.io"
+            ]
             cur["metadata"]["finalizers"] = fins
             if not fins:
                 return None
@@ -199,8 +215,10 @@ class CRDRegistry:
                 continue
             for v in spec.get("versions") or []:
                 if v.get("name") == version and v.get("served"):
-                    s = (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object",
-                                                                            "x-kubernetes-preserve-unknown-fields": True}
+                    s = (v.get("schema") or {}).get("openAPIV3Schema") or {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
                     out[(spec.get("names") or {}).get("kind", "")] = s
         return out
 

@@ -90,7 +90,9 @@ class Request:
         return b"".join(chunks)
 
 
-def _header_list(headers: dict[str, str] | None, content_type: str, extra: list[str]) -> list[tuple[bytes, bytes]]:
+def _header_list(
+    headers: dict[str, str] | None, content_type: str, extra: list[str]
+) -> list[tuple[bytes, bytes]]:
     out = [(b"content-type", content_type.encode())]
     if headers:
         out.extend((k.encode(), v.encode()) for k, v in headers.items())
@@ -118,7 +120,11 @@ async def send_bytes(
 
 
 async def send_json(
-    send: Send, status: int, obj: Any, warnings: list[str] | None = None, headers: dict[str, str] | None = None
+    send: Send,
+    status: int,
+    obj: Any,
+    warnings: list[str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     await send_bytes(send, status, orjson.dumps(obj), JSON, headers, warnings)
 

@@ -39,15 +39,23 @@ def parse_accept(accept: str) -> list[MediaType]:
 
 
 def _is_jsonish(mt: MediaType) -> bool:
-    return mt.type in ("application/json", "*/*", "application/*", "application/yaml",
-                       "application/vnd.kubernetes.protobuf")
+    return mt.type in (
+        "application/json",
+        "*/*",
+        "application/*",
+        "application/yaml",
+        "application/vnd.kubernetes.protobuf",
+    )
 
 
 def wants_aggregated_discovery(accept: str) -> str:
     """'v2' / 'v2beta1' when the client accepts aggregated discovery, else ''."""
     for mt in parse_accept(accept):
-        if mt.type == "application/json" and mt.params.get("g") == "apidiscovery.k8s.io" \
-                and mt.as_kind == "APIGroupDiscoveryList":
+        if (
+            mt.type == "application/json"
+            and mt.params.get("g") == "apidiscovery.k8s.io"
+            and mt.as_kind == "APIGroupDiscoveryList"
+        ):
             return mt.params.get("v", "v2")
         if mt.type == "application/json" and not mt.params:
             return ""

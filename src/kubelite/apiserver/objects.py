@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,7 @@ class Page:
 
 
 def encode_continue(revision: int, last_key: str, prefix: str) -> str:
-    body = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key[len(prefix):]})
+    body = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key[len(prefix) :]})
     return base64.urlsafe_b64encode(body).decode().rstrip("=")
 
 
@@ -88,6 +88,7 @@ def decode_continue(token: str, prefix: str) -> tuple[int, str]:
 
 
 Filter = Callable[[Obj], bool]
+EventBatch = list[Event]
 
 
 class ObjectStore:
@@ -172,7 +173,9 @@ class ObjectStore:
             raise errors.not_found(info.plural, info.group, name) from e
         except RevisionMismatchError as e:
             raise errors.conflict(
-                info.plural, info.group, name,
+                info.plural,
+                info.group,
+                name,
                 "the object has been modified; please apply your changes to the latest version and try again",
             ) from e
         return decode(kv)
@@ -228,7 +231,7 @@ class ObjectStore:
 
     async def watch_events(
         self, info: ResourceInfo, namespace: str, from_revision: int
-    ) -> AsyncIterator[list[Event]]:
+    ) -> AsyncGenerator[EventBatch, None]:
         prefix = collection_prefix(info, namespace)
         try:
             watcher = self.store.watch(prefix, from_revision)

@@ -28,6 +28,7 @@ from kubelite.registry.resources import ResourceInfo
 
 Obj = dict[str, Any]
 
+
 def clone(obj: Obj) -> Obj:
     """A deep copy of a JSON object (orjson round trip: several times faster than deepcopy)."""
     out: Obj = orjson.loads(orjson.dumps(obj))
@@ -91,13 +92,18 @@ def converter(ctx: ServerContext, info: ResourceInfo) -> TableConverter:
     return TableConverter(info, cols)
 
 
-async def respond_object(ctx: ServerContext, req: Request, send: Send, info: ResourceInfo, obj: Obj,
-                         status: int = 200) -> None:
+async def respond_object(
+    ctx: ServerContext, req: Request, send: Send, info: ResourceInfo, obj: Obj, status: int = 200
+) -> None:
     rep = object_representation(req.headers.get("accept", ""))
     if rep == "Table":
         conv = converter(ctx, info)
-        table = conv.table([obj], ctx.clock(), req.q("includeObject", "Metadata"),
-                           {"resourceVersion": obj["metadata"].get("resourceVersion", "")})
+        table = conv.table(
+            [obj],
+            ctx.clock(),
+            req.q("includeObject", "Metadata"),
+            {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+        )
         await send_json(send, status, table, req.warnings)
     elif rep == "PartialObjectMetadata":
         await send_json(send, status, partial_metadata(obj), req.warnings)
@@ -131,7 +137,8 @@ async def list_page(ctx: ServerContext, req: Request, t: Target) -> Page:
     if limit < 0:
         raise errors.BadRequest("limit must not be negative")
     return await ctx.objects.list(
-        t.info, t.namespace,
+        t.info,
+        t.namespace,
         match=list_filter(req, t.info),
         limit=limit,
         continue_token=req.q("continue"),
@@ -158,8 +165,12 @@ async def list_(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
         await send_json(send, 200, body, req.warnings)
         return
     if rep in ("PartialObjectMetadata", "PartialObjectMetadataList"):
-        body = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-                "items": [partial_metadata(o) for o in page.items]}
+        body = {
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta,
+            "items": [partial_metadata(o) for o in page.items],
+        }
         await send_json(send, 200, body, req.warnings)
         return
     head = orjson.dumps({"kind": t.info.list_kind, "apiVersion": t.info.group_version, "metadata": meta})
@@ -170,8 +181,9 @@ async def list_(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
 # ---------------------------------------------------------------- writes
 
 
-def check_body(ctx: ServerContext, info: ResourceInfo, obj: Obj, mode: str, warnings: list[str],
-               raw: bytes | None = None) -> None:
+def check_body(
+    ctx: ServerContext, info: ResourceInfo, obj: Obj, mode: str, warnings: list[str], raw: bytes | None = None
+) -> None:
     """Types, unknown fields (per fieldValidation) and, for custom resources, the CRD schema."""
     if info.crd:
         if ctx.crds is not None:
@@ -188,8 +200,9 @@ async def _ensure_namespace(ctx: ServerContext, info: ResourceInfo, namespace: s
     try:
         ns = await ctx.objects.get(ns_info, "", namespace)
     except errors.NotFound as e:
-        raise errors.NotFound(f'namespaces "{namespace}" not found',
-                              errors.StatusDetails(name=namespace, kind="namespaces")) from e
+        raise errors.NotFound(
+            f'namespaces "{namespace}" not found', errors.StatusDetails(name=namespace, kind="namespaces")
+        ) from e
     if (ns.get("metadata") or {}).get("deletionTimestamp"):
         raise errors.Forbidden(
             f'{info.qualified} "{name}" is forbidden: unable to create new content in namespace '
@@ -211,8 +224,9 @@ def _check_namespace_of_body(t: Target, obj: Obj) -> None:
         meta.pop("namespace", None)
 
 
-async def create_object(ctx: ServerContext, info: ResourceInfo, namespace: str, obj: Obj,
-                        opts: WriteOptions) -> Obj:
+async def create_object(
+    ctx: ServerContext, info: ResourceInfo, namespace: str, obj: Obj, opts: WriteOptions
+) -> Obj:
     t = Target(info, namespace, "")
     _check_namespace_of_body(t, obj)
     admit_create(ctx, info, obj, opts)
@@ -234,7 +248,9 @@ async def create(ctx: ServerContext, req: Request, send: Send, t: Target) -> Non
     obj = bodies.parse_object(raw, req.content_type)
     bodies.check_type_meta(t.info, obj)
     if not bodies.is_protobuf_body(req.content_type):
-        check_body(ctx, t.info, obj, bodies.field_validation_mode(req.q("fieldValidation")), req.warnings, raw)
+        check_body(
+            ctx, t.info, obj, bodies.field_validation_mode(req.q("fieldValidation")), req.warnings, raw
+        )
     created = await create_object(ctx, t.info, t.namespace, obj, opts)
     await respond_object(ctx, req, send, t.info, created, 201)
 
@@ -245,11 +261,13 @@ async def update(ctx: ServerContext, req: Request, send: Send, t: Target) -> Non
     new = bodies.parse_object(raw, req.content_type)
     bodies.check_type_meta(t.info, new)
     if not bodies.is_protobuf_body(req.content_type):
-        check_body(ctx, t.info, new, bodies.field_validation_mode(req.q("fieldValidation")), req.warnings, raw)
+        check_body(
+            ctx, t.info, new, bodies.field_validation_mode(req.q("fieldValidation")), req.warnings, raw
+        )
     name = new["metadata"].get("name")
     if name != t.name:
         raise errors.BadRequest(
-            f'the name of the object ({name}) does not match the name on the URL ({t.name})'
+            f"the name of the object ({name}) does not match the name on the URL ({t.name})"
         )
     _check_namespace_of_body(t, new)
 
@@ -269,8 +287,8 @@ def apply_patch(info: ResourceInfo, cur: Obj, body: Any, content_type: str) -> O
     else:
         if info.crd:
             raise errors.UnsupportedMediaType(
-                f"the body of the request was in an unknown format - accepted media types include: "
-                f"application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
             )
         if not isinstance(body, dict):
             raise errors.BadRequest("a strategic merge patch must be a JSON object")
@@ -328,13 +346,22 @@ async def _server_side_apply(
 
     def do_apply(live: Obj | None) -> Obj:
         try:
-            return server_side_apply(live, body, opts.manager, t.info.group_version, schema, force,
-                                     ctx.now(), opts.subresource)
+            return server_side_apply(
+                live, body, opts.manager, t.info.group_version, schema, force, ctx.now(), opts.subresource
+            )
         except ApplyConflict as e:
-            raise errors.Conflict(format_conflicts(e.conflicts), errors.StatusDetails(
-                name=t.name, group=t.info.group, kind=t.info.plural,
-                causes=[errors.Cause("FieldManagerConflict", f'conflict with "{m}"', p)
-                        for m, p in e.conflicts])) from e
+            raise errors.Conflict(
+                format_conflicts(e.conflicts),
+                errors.StatusDetails(
+                    name=t.name,
+                    group=t.info.group,
+                    kind=t.info.plural,
+                    causes=[
+                        errors.Cause("FieldManagerConflict", f'conflict with "{m}"', p)
+                        for m, p in e.conflicts
+                    ],
+                ),
+            ) from e
 
     existing = await ctx.objects.get_kv(t.info, t.namespace, t.name)
     if existing is None:
@@ -363,8 +390,8 @@ async def _server_side_apply(
 
 
 def admit_create_applied(ctx: ServerContext, t: Target, obj: Obj, opts: WriteOptions) -> Obj:
-    from kubelite.registry import defaults, strategy  # local: keeps the import graph flat
     from kubelite.apiserver.writes import validate_or_raise
+    from kubelite.registry import defaults, strategy  # local: keeps the import graph flat
 
     strategy.prepare_create(t.info, obj, ctx.now())
     if not t.info.crd:
@@ -430,8 +457,12 @@ async def delete_collection(ctx: ServerContext, req: Request, send: Send, t: Tar
             deleted.append(out)
         except errors.NotFound:
             continue
-    body = {"kind": t.info.list_kind, "apiVersion": t.info.group_version,
-            "metadata": {"resourceVersion": str(ctx.objects.revision)}, "items": deleted}
+    body = {
+        "kind": t.info.list_kind,
+        "apiVersion": t.info.group_version,
+        "metadata": {"resourceVersion": str(ctx.objects.revision)},
+        "items": deleted,
+    }
     await send_json(send, 200, body, req.warnings)
 
 
@@ -439,5 +470,15 @@ def encoded(obj: Obj) -> bytes:
     return encode(obj)
 
 
-__all__ = ["Target", "create", "create_object", "delete", "delete_collection", "get", "list_", "patch_",
-           "success_status", "update"]
+__all__ = [
+    "Target",
+    "create",
+    "create_object",
+    "delete",
+    "delete_collection",
+    "get",
+    "list_",
+    "patch_",
+    "success_status",
+    "update",
+]

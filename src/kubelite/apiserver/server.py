@@ -60,7 +60,9 @@ class RunningServer:
     uvicorn_server: uvicorn.Server
 
 
-async def build_context(store: Store, cfg: ServerConfig, tokens: dict[str, str]) -> tuple[ServerContext, CRDRegistry]:
+async def build_context(
+    store: Store, cfg: ServerConfig, tokens: dict[str, str]
+) -> tuple[ServerContext, CRDRegistry]:
     index = builtin_index()
     ctx = ServerContext(
         index=index,
@@ -100,24 +102,53 @@ async def _ensure(ctx: ServerContext, group: str, plural: str, namespace: str, o
 async def bootstrap(ctx: ServerContext, cfg: ServerConfig) -> None:
     """What kube-apiserver creates on start: system namespaces and the kubernetes Service."""
     for ns in SYSTEM_NAMESPACES:
-        await _ensure(ctx, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        await _ensure(
+            ctx, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        )
     allocator: ServiceAllocator = ctx.extra["service_allocator"]
-    await _ensure(ctx, "", "services", "default", {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"type": "ClusterIP", "clusterIP": allocator.first_ip(1),
-                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}],
-                 "sessionAffinity": "None"},
-    })
+    await _ensure(
+        ctx,
+        "",
+        "services",
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": allocator.first_ip(1),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}],
+                "sessionAffinity": "None",
+            },
+        },
+    )
     endpoint_ip = cfg.bind if cfg.bind not in ("0.0.0.0", "::") else "127.0.0.1"
-    await _ensure(ctx, "", "endpoints", "default", {
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-        "subsets": [{"addresses": [{"ip": endpoint_ip}],
-                     "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}]}],
-    })
+    await _ensure(
+        ctx,
+        "",
+        "endpoints",
+        "default",
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+            },
+            "subsets": [
+                {
+                    "addresses": [{"ip": endpoint_ip}],
+                    "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}],
+                }
+            ],
+        },
+    )
 
 
 def _ssl_hosts(cfg: ServerConfig) -> list[str]:
@@ -138,7 +169,6 @@ def prepare_credentials(cfg: ServerConfig) -> pki.ClusterCredentials:
 async def serve(
     cfg: ServerConfig,
     on_ready: Callable[[RunningServer], Awaitable[None]] | None = None,
-    install_signal_handlers: bool = True,
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``should_exit``); the store is closed cleanly afterwards."""
     creds = prepare_credentials(cfg)
@@ -147,14 +177,24 @@ async def serve(
     try:
         ctx, crds = await build_context(store, cfg, {creds.admin_token: "admin"})
         config = uvicorn.Config(
-            App(ctx), host=cfg.bind, port=cfg.port, loop="none", http="httptools", ws="websockets",
-            lifespan="off", log_level="warning", access_log=False, server_header=False, date_header=False,
-            ssl_certfile=str(creds.serving_cert), ssl_keyfile=str(creds.serving_key),
-            ssl_cert_reqs=ssl.CERT_NONE, timeout_keep_alive=120, backlog=2048,
+            App(ctx),
+            host=cfg.bind,
+            port=cfg.port,
+            loop="none",
+            http="httptools",
+            ws="websockets",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            ssl_certfile=str(creds.serving_cert),
+            ssl_keyfile=str(creds.serving_key),
+            ssl_cert_reqs=ssl.CERT_NONE,
+            timeout_keep_alive=120,
+            backlog=2048,
         )
         server = uvicorn.Server(config)
-        if not install_signal_handlers:
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         running = RunningServer(ctx, store, crds, server)
         waiter = asyncio.create_task(_announce(running, on_ready))
         try:
@@ -168,7 +208,9 @@ async def serve(
         await store.close()
 
 
-async def _announce(running: RunningServer, on_ready: Callable[[RunningServer], Awaitable[None]] | None) -> None:
+async def _announce(
+    running: RunningServer, on_ready: Callable[[RunningServer], Awaitable[None]] | None
+) -> None:
     while not running.uvicorn_server.started:
         if running.uvicorn_server.should_exit:
             return

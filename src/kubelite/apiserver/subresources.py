@@ -32,8 +32,11 @@ def _scale_of(info: ResourceInfo, obj: Obj) -> Obj:
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                     if k in meta},
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
         "spec": {"replicas": int(spec.get("replicas") or 0)},
         "status": {"replicas": int(status.get("replicas") or 0), "selector": selector},
     }
@@ -59,8 +62,12 @@ async def scale(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
         else:
             if ct == "application/apply-patch+yaml":
                 raise errors.UnsupportedMediaType("server-side apply to /scale is not supported")
-            new_scale = rest.apply_patch(t.info, copy.deepcopy(current_scale), body,
-                                         "application/merge-patch+json" if "strategic" in ct else ct)
+            new_scale = rest.apply_patch(
+                t.info,
+                copy.deepcopy(current_scale),
+                body,
+                "application/merge-patch+json" if "strategic" in ct else ct,
+            )
         if not isinstance(new_scale, dict):
             raise errors.BadRequest("the body must be a Scale object")
         rv = (new_scale.get("metadata") or {}).get("resourceVersion")
@@ -68,9 +75,18 @@ async def scale(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
             check_resource_version(t.info, {"metadata": {"resourceVersion": rv}}, cur)
         replicas = (new_scale.get("spec") or {}).get("replicas", 0)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.invalid("Scale", "autoscaling", t.name, [errors.Cause(
-                "FieldValueInvalid", f"Invalid value: {replicas!r}: must be greater than or equal to 0",
-                "spec.replicas")])
+            raise errors.invalid(
+                "Scale",
+                "autoscaling",
+                t.name,
+                [
+                    errors.Cause(
+                        "FieldValueInvalid",
+                        f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+                        "spec.replicas",
+                    )
+                ],
+            )
         new = copy.deepcopy(cur)
         new.setdefault("spec", {})["replicas"] = replicas
         return admit_update(ctx, t.info, new, cur, WriteOptions(opts.manager, opts.dry_run, ""))
@@ -84,11 +100,12 @@ async def scale(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
 
 async def bind(ctx: ServerContext, req: Request, send: Send, namespace: str, pod_name: str) -> None:
     body = bodies.parse_object(await req.body(), req.content_type)
-    target = (body.get("target") or {})
+    target = body.get("target") or {}
     node = target.get("name")
     if not node:
-        raise errors.invalid("Binding", "", pod_name, [errors.Cause("FieldValueRequired", "Required value",
-                                                                    "target.name")])
+        raise errors.invalid(
+            "Binding", "", pod_name, [errors.Cause("FieldValueRequired", "Required value", "target.name")]
+        )
     name = pod_name or (body.get("metadata") or {}).get("name", "")
     pods = ctx.index.get("", "v1", "pods")
     assert pods is not None
@@ -98,13 +115,15 @@ async def bind(ctx: ServerContext, req: Request, send: Send, namespace: str, pod
         if cur["metadata"].get("deletionTimestamp"):
             raise errors.conflict("pods", "", name, "pod is being deleted, cannot be assigned to a host")
         if spec.get("nodeName"):
-            raise errors.conflict("pods", "", name,
-                                  f"pod {name} is already assigned to node \"{spec['nodeName']}\"")
+            raise errors.conflict(
+                "pods", "", name, f'pod {name} is already assigned to node "{spec["nodeName"]}"'
+            )
         spec["nodeName"] = node
         status = cur.setdefault("status", {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                      "lastTransitionTime": ctx.now()})
+        conds.append(
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": ctx.now()}
+        )
         status["conditions"] = conds
         return cur
 
@@ -178,16 +197,19 @@ async def review(ctx: ServerContext, req: Request, send: Send, info: ResourceInf
     bodies.check_type_meta(info, body)
     user = req.user
     if info.kind in ("SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview"):
-        body["status"] = {"allowed": user == "admin" or user.startswith("system:"),
-                          "reason": "kubelite: the admin may do everything" if user == "admin" else ""}
+        body["status"] = {
+            "allowed": user == "admin" or user.startswith("system:"),
+            "reason": "kubelite: the admin may do everything" if user == "admin" else "",
+        }
     elif info.kind == "SelfSubjectRulesReview":
         body["status"] = _all_rules()
     elif info.kind == "SelfSubjectReview":
-        body["status"] = {"userInfo": {"username": user, "groups": ["system:masters", "system:authenticated"]}}
+        body["status"] = {
+            "userInfo": {"username": user, "groups": ["system:masters", "system:authenticated"]}
+        }
     elif info.kind == "TokenReview":
         token = (body.get("spec") or {}).get("token", "")
         who = ctx.tokens.get(token)
-        body["status"] = {"authenticated": who is not None,
-                          **({"user": {"username": who}} if who else {})}
+        body["status"] = {"authenticated": who is not None, **({"user": {"username": who}} if who else {})}
     body.setdefault("metadata", {})["creationTimestamp"] = None
     await send_json(send, 201, body)

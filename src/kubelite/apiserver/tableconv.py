@@ -48,7 +48,11 @@ class TableConverter:
         return row
 
     def table(
-        self, objs: list[Obj], now: dt.datetime, include_object: str, list_meta: Obj | None = None,
+        self,
+        objs: list[Obj],
+        now: dt.datetime,
+        include_object: str,
+        list_meta: Obj | None = None,
         with_columns: bool = True,
     ) -> Obj:
         out: Obj = {

@@ -69,9 +69,13 @@ class _Encoder:
 
     def line(self, typ: str, obj: Obj) -> bytes:
         if self.conv is not None:
-            table = self.conv.table([obj], self.ctx.clock(), self.include,
-                                    {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                                    with_columns=self.first_table)
+            table = self.conv.table(
+                [obj],
+                self.ctx.clock(),
+                self.include,
+                {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                with_columns=self.first_table,
+            )
             self.first_table = False
             return orjson.dumps({"type": typ, "object": table}) + b"\n"
         if self.rep:
@@ -114,10 +118,8 @@ async def watch(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
     await start_stream(send, JSON, req.warnings)
     disconnect = asyncio.ensure_future(_disconnected(req))
     try:
-        await asyncio.wait_for(
-            _run(ctx, send, t, match, enc, rv_raw, bookmarks, disconnect), timeout
-        )
-    except (TimeoutError, asyncio.TimeoutError):
+        await asyncio.wait_for(_run(ctx, send, t, match, enc, rv_raw, bookmarks, disconnect), timeout)
+    except TimeoutError:
         pass
     finally:
         disconnect.cancel()
@@ -132,8 +134,16 @@ async def _initial(ctx: ServerContext, send: Send, t: Target, match: Any, enc: _
     return page.revision
 
 
-async def _run(ctx: ServerContext, send: Send, t: Target, match: Any, enc: _Encoder, rv_raw: str,
-               bookmarks: bool, disconnect: asyncio.Future[None]) -> None:
+async def _run(
+    ctx: ServerContext,
+    send: Send,
+    t: Target,
+    match: Any,
+    enc: _Encoder,
+    rv_raw: str,
+    bookmarks: bool,
+    disconnect: asyncio.Future[None],
+) -> None:
     if rv_raw in ("", "0"):
         start = await _initial(ctx, send, t, match, enc)
     else:
@@ -153,8 +163,10 @@ async def _run(ctx: ServerContext, send: Send, t: Target, match: Any, enc: _Enco
             while not disconnect.done():
                 if nxt is None:
                     nxt = asyncio.ensure_future(it.__anext__())
-                done, _ = await asyncio.wait({nxt, disconnect}, timeout=BOOKMARK_INTERVAL,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                waiting: set[asyncio.Future[Any]] = {nxt, disconnect}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=BOOKMARK_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+                )
                 if nxt not in done:
                     if disconnect.done():
                         return
@@ -181,7 +193,9 @@ async def _run(ctx: ServerContext, send: Send, t: Target, match: Any, enc: _Enco
         finally:
             if nxt is not None:
                 nxt.cancel()
-            await stream.aclose()
+                await asyncio.gather(nxt, return_exceptions=True)
+            with contextlib.suppress(RuntimeError):
+                await stream.aclose()
     except errors.Gone as e:
         await _send_error(send, e)
     except (WatcherOverflow, StoreClosed):
@@ -189,8 +203,11 @@ async def _run(ctx: ServerContext, send: Send, t: Target, match: Any, enc: _Enco
 
 
 def _bookmark(t: Target, rev: int) -> bytes:
-    obj = {"kind": t.info.kind, "apiVersion": t.info.group_version,
-           "metadata": {"resourceVersion": str(rev), "creationTimestamp": None}}
+    obj = {
+        "kind": t.info.kind,
+        "apiVersion": t.info.group_version,
+        "metadata": {"resourceVersion": str(rev), "creationTimestamp": None},
+    }
     return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
 
 

@@ -56,27 +56,36 @@ def _meta_causes(obj: Obj, old: Obj | None) -> list[errors.Cause]:
         if old_meta.get("deletionTimestamp"):
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
-                causes.append(errors.Cause(
-                    "FieldValueForbidden",
-                    "Forbidden: no new finalizers can be added if the object is being deleted, "
-                    f"found new finalizers {sorted(added)!r}",
-                    "metadata.finalizers",
-                ))
+                causes.append(
+                    errors.Cause(
+                        "FieldValueForbidden",
+                        "Forbidden: no new finalizers can be added if the object is being deleted, "
+                        f"found new finalizers {sorted(added)!r}",
+                        "metadata.finalizers",
+                    )
+                )
     return causes
 
 
 def admit_create(ctx: ServerContext, info: ResourceInfo, obj: Obj, opts: WriteOptions) -> Obj:
     strategy.prepare_create(info, obj, ctx.now())
     if not obj["metadata"].get("name"):
-        raise errors.invalid(info.kind, info.group, "", [
-            errors.Cause("FieldValueRequired", "Required value: name or generateName is required",
-                         "metadata.name")
-        ])
+        raise errors.invalid(
+            info.kind,
+            info.group,
+            "",
+            [
+                errors.Cause(
+                    "FieldValueRequired", "Required value: name or generateName is required", "metadata.name"
+                )
+            ],
+        )
     if not info.crd:
         defaults.apply_defaults(info.group, info.version, info.kind, obj)
     validate_or_raise(info, obj, None)
-    update_managed_fields(None, obj, opts.manager, info.group_version, schema_of(info), ctx.now(),
-                          opts.subresource)
+    update_managed_fields(
+        None, obj, opts.manager, info.group_version, schema_of(info), ctx.now(), opts.subresource
+    )
     return obj
 
 
@@ -118,8 +127,9 @@ def admit_update(
         return old
     new_meta = new["metadata"]
     new_meta["managedFields"] = copy.deepcopy((old.get("metadata") or {}).get("managedFields") or [])
-    update_managed_fields(old, new, opts.manager, info.group_version, schema_of(info), ctx.now(),
-                          opts.subresource)
+    update_managed_fields(
+        old, new, opts.manager, info.group_version, schema_of(info), ctx.now(), opts.subresource
+    )
     if not new_meta.get("managedFields"):
         new_meta.pop("managedFields", None)
     if deletion_complete(new):
@@ -154,13 +164,17 @@ def check_preconditions(info: ResourceInfo, obj: Obj, pre: dict[str, Any]) -> No
     uid = pre.get("uid")
     if uid and uid != meta.get("uid"):
         raise errors.conflict(
-            info.plural, info.group, meta.get("name", ""),
+            info.plural,
+            info.group,
+            meta.get("name", ""),
             f"Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get('uid')}",
         )
     rv = pre.get("resourceVersion")
     if rv and rv != meta.get("resourceVersion"):
         raise errors.conflict(
-            info.plural, info.group, meta.get("name", ""),
+            info.plural,
+            info.group,
+            meta.get("name", ""),
             f"Precondition failed: ResourceVersion in precondition: {rv}, "
             f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
         )
@@ -171,11 +185,18 @@ def _propagation(options: Obj) -> str:
     if policy is None and options.get("orphanDependents") is not None:
         policy = "Orphan" if options["orphanDependents"] else "Background"
     if policy not in (None, "Foreground", "Background", "Orphan"):
-        raise errors.invalid("DeleteOptions", "", "", [errors.Cause(
-            "FieldValueNotSupported",
-            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
-            "propagationPolicy",
-        )])
+        raise errors.invalid(
+            "DeleteOptions",
+            "",
+            "",
+            [
+                errors.Cause(
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
+                    "propagationPolicy",
+                )
+            ],
+        )
     return str(policy or "")
 
 

@@ -20,22 +20,30 @@ from kubelite.api import errors
 Obj = dict[str, Any]
 
 _ERRORS: dict[int, type[errors.APIError]] = {
-    400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
-    405: errors.MethodNotAllowed, 406: errors.NotAcceptable, 410: errors.Gone,
-    413: errors.RequestEntityTooLarge, 415: errors.UnsupportedMediaType, 422: errors.Invalid,
-    429: errors.TooManyRequests, 500: errors.InternalError, 503: errors.ServiceUnavailable,
+    400: errors.BadRequest,
+    401: errors.Unauthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    406: errors.NotAcceptable,
+    410: errors.Gone,
+    413: errors.RequestEntityTooLarge,
+    415: errors.UnsupportedMediaType,
+    422: errors.Invalid,
+    429: errors.TooManyRequests,
+    500: errors.InternalError,
+    503: errors.ServiceUnavailable,
 }
 
 
 class Transport(Protocol):
-    async def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
-        ...
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]: ...
 
-    def stream(self, method: str, path: str, headers: dict[str, str]) -> AsyncIterator[bytes]:
-        ...
+    def stream(self, method: str, path: str, headers: dict[str, str]) -> AsyncIterator[bytes]: ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -94,8 +102,14 @@ class Client:
     def _headers(self, content_type: str = "application/json") -> dict[str, str]:
         return {"accept": "application/json", "content-type": content_type, "user-agent": self.user_agent}
 
-    async def _call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                    content_type: str = "application/json") -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v not in (None, "")}, doseq=True)
         data = orjson.dumps(body) if body is not None else None
@@ -107,38 +121,79 @@ class Client:
         out: Obj = await self._call("GET", res.path(namespace, name, subresource))
         return out
 
-    async def list(self, res: Resource, namespace: str = "", *, label_selector: str = "",
-                   field_selector: str = "", limit: int = 0, continue_: str = "",
-                   resource_version: str = "") -> Obj:
-        q = {"labelSelector": label_selector, "fieldSelector": field_selector,
-             "limit": limit or None, "continue": continue_, "resourceVersion": resource_version}
+    async def list(
+        self,
+        res: Resource,
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_: str = "",
+        resource_version: str = "",
+    ) -> Obj:
+        q = {
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+            "limit": limit or None,
+            "continue": continue_,
+            "resourceVersion": resource_version,
+        }
         out: Obj = await self._call("GET", res.path(namespace), query=q)
         return out
 
-    async def create(self, res: Resource, namespace: str, obj: Obj, *, field_manager: str = "",
-                     subresource: str = "", name: str = "") -> Obj:
-        out: Obj = await self._call("POST", res.path(namespace, name, subresource), obj,
-                                    {"fieldManager": field_manager})
+    async def create(
+        self,
+        res: Resource,
+        namespace: str,
+        obj: Obj,
+        *,
+        field_manager: str = "",
+        subresource: str = "",
+        name: str = "",
+    ) -> Obj:
+        out: Obj = await self._call(
+            "POST", res.path(namespace, name, subresource), obj, {"fieldManager": field_manager}
+        )
         return out
 
-    async def update(self, res: Resource, namespace: str, obj: Obj, *, subresource: str = "",
-                     field_manager: str = "") -> Obj:
+    async def update(
+        self, res: Resource, namespace: str, obj: Obj, *, subresource: str = "", field_manager: str = ""
+    ) -> Obj:
         name = obj["metadata"]["name"]
-        out: Obj = await self._call("PUT", res.path(namespace, name, subresource), obj,
-                                    {"fieldManager": field_manager})
+        out: Obj = await self._call(
+            "PUT", res.path(namespace, name, subresource), obj, {"fieldManager": field_manager}
+        )
         return out
 
-    async def patch(self, res: Resource, namespace: str, name: str, patch: Any, *,
-                    patch_type: str = "application/merge-patch+json", subresource: str = "",
-                    field_manager: str = "", force: bool = False) -> Obj:
+    async def patch(
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: str = "application/merge-patch+json",
+        subresource: str = "",
+        field_manager: str = "",
+        force: bool = False,
+    ) -> Obj:
         q: dict[str, Any] = {"fieldManager": field_manager}
         if force:
             q["force"] = "true"
         out: Obj = await self._call("PATCH", res.path(namespace, name, subresource), patch, q, patch_type)
         return out
 
-    async def delete(self, res: Resource, namespace: str, name: str, *, propagation_policy: str = "",
-                     grace_period_seconds: int | None = None, preconditions: Obj | None = None) -> Obj | None:
+    async def delete(
+        self,
+        res: Resource,
+        namespace: str,
+        name: str,
+        *,
+        propagation_policy: str = "",
+        grace_period_seconds: int | None = None,
+        preconditions: Obj | None = None,
+    ) -> Obj | None:
         body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
@@ -149,12 +204,25 @@ class Client:
         out: Obj | None = await self._call("DELETE", res.path(namespace, name), body)
         return out
 
-    async def watch(self, res: Resource, namespace: str = "", *, resource_version: str = "",
-                    label_selector: str = "", field_selector: str = "", timeout_seconds: int = 0,
-                    bookmarks: bool = True) -> AsyncIterator[WatchEvent]:
-        q = {"watch": "true", "resourceVersion": resource_version, "labelSelector": label_selector,
-             "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds or None,
-             "allowWatchBookmarks": "true" if bookmarks else None}
+    async def watch(
+        self,
+        res: Resource,
+        namespace: str = "",
+        *,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        timeout_seconds: int = 0,
+        bookmarks: bool = True,
+    ) -> AsyncIterator[WatchEvent]:
+        q = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "labelSelector": label_selector,
+            "fieldSelector": field_selector,
+            "timeoutSeconds": timeout_seconds or None,
+            "allowWatchBookmarks": "true" if bookmarks else None,
+        }
         path = res.path(namespace) + "?" + urlencode({k: v for k, v in q.items() if v not in (None, "")})
         buf = b""
         async for chunk in self.transport.stream("GET", path, self._headers()):

@@ -63,11 +63,16 @@ class HTTPTransport:
     def __init__(self, cfg: KubeConfig, timeout: float = 30.0) -> None:
         headers = {"authorization": f"Bearer {cfg.token}"} if cfg.token else {}
         self.client = httpx.AsyncClient(
-            base_url=cfg.server, verify=_ssl_context(cfg), headers=headers,
-            timeout=httpx.Timeout(timeout, read=None), limits=httpx.Limits(max_connections=64),
+            base_url=cfg.server,
+            verify=_ssl_context(cfg),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, read=None),
+            limits=httpx.Limits(max_connections=64),
         )
 
-    async def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         resp = await self.client.request(method, path, content=body, headers=headers)
         return resp.status_code, resp.content
 

@@ -41,7 +41,9 @@ class ASGITransport:
         self.app = app
         self.token = token
 
-    async def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         sent = False
         status = 500
         chunks: list[bytes] = []

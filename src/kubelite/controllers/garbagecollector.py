@@ -29,7 +29,9 @@ ORPHAN = "orphan"
 
 
 def _owner_uids(obj: Obj) -> list[str]:
-    return [str(r.get("uid")) for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid")]
+    return [
+        str(r.get("uid")) for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid")
+    ]
 
 
 class GarbageCollector:
@@ -54,8 +56,9 @@ class GarbageCollector:
                 return
             self.by_uid[uid] = (res, key)
             meta = new.get("metadata") or {}
-            if meta.get("ownerReferences") or (meta.get("deletionTimestamp") and
-                                                {FOREGROUND, ORPHAN} & set(meta.get("finalizers") or [])):
+            if meta.get("ownerReferences") or (
+                meta.get("deletionTimestamp") and {FOREGROUND, ORPHAN} & set(meta.get("finalizers") or [])
+            ):
                 self.ctrl.queue.add(uid)
             for owner in _owner_uids(new):
                 owner_ref = self.by_uid.get(owner)
@@ -65,7 +68,7 @@ class GarbageCollector:
         return on_change
 
     def _dependents(self, uid: str) -> list[tuple[Resource, Obj]]:
-        out = []
+        out: list[tuple[Resource, Obj]] = []
         for res, inf in self.informers.items():
             out.extend((res, o) for o in inf.by_index("owner", uid))
         return out
@@ -111,7 +114,9 @@ class GarbageCollector:
         found = self._lookup(owner_uid)
         if found is not None:
             ometa = found[1].get("metadata") or {}
-            return True, bool(ometa.get("deletionTimestamp") and FOREGROUND in (ometa.get("finalizers") or []))
+            return True, bool(
+                ometa.get("deletionTimestamp") and FOREGROUND in (ometa.get("finalizers") or [])
+            )
         return False, False
 
     async def _collect_if_orphaned(self, res: Resource, obj: Obj) -> float | None:
@@ -128,8 +133,13 @@ class GarbageCollector:
             return None
         policy = "Foreground" if waiting_foreground else "Background"
         with contextlib.suppress(errors.NotFound, errors.Conflict):
-            await self.client.delete(res, meta.get("namespace", ""), meta["name"], propagation_policy=policy,
-                                     preconditions={"uid": meta["uid"]})
+            await self.client.delete(
+                res,
+                meta.get("namespace", ""),
+                meta["name"],
+                propagation_policy=policy,
+                preconditions={"uid": meta["uid"]},
+            )
             log.info("deleted dependent kind=%s name=%s policy=%s", res.plural, meta["name"], policy)
         return None
 
@@ -138,18 +148,22 @@ class GarbageCollector:
         fins = [f for f in meta.get("finalizers") or [] if f != finalizer]
         patch = {"metadata": {"finalizers": fins or None, "resourceVersion": meta.get("resourceVersion")}}
         with contextlib.suppress(errors.NotFound):
-            await self.client.patch(res, meta.get("namespace", ""), meta["name"], patch,
-                                    field_manager="garbage-collector")
+            await self.client.patch(
+                res, meta.get("namespace", ""), meta["name"], patch, field_manager="garbage-collector"
+            )
 
     async def _orphan(self, res: Resource, obj: Obj) -> float | None:
         uid = obj["metadata"]["uid"]
         for dres, dep in self._dependents(uid):
             dmeta = dep["metadata"]
             refs = [r for r in dmeta.get("ownerReferences") or [] if r.get("uid") != uid]
-            patch = {"metadata": {"ownerReferences": refs or None, "resourceVersion": dmeta.get("resourceVersion")}}
+            patch = {
+                "metadata": {"ownerReferences": refs or None, "resourceVersion": dmeta.get("resourceVersion")}
+            }
             with contextlib.suppress(errors.NotFound):
-                await self.client.patch(dres, dmeta.get("namespace", ""), dmeta["name"], patch,
-                                        field_manager="garbage-collector")
+                await self.client.patch(
+                    dres, dmeta.get("namespace", ""), dmeta["name"], patch, field_manager="garbage-collector"
+                )
         await self._remove_finalizer(res, obj, ORPHAN)
         return None
 
@@ -158,15 +172,20 @@ class GarbageCollector:
         blocking = 0
         for dres, dep in self._dependents(uid):
             dmeta = dep["metadata"]
-            ref = next((r for r in dmeta.get("ownerReferences") or [] if r.get("uid") == uid), {})
+            ref: Obj = next((r for r in dmeta.get("ownerReferences") or [] if r.get("uid") == uid), {})
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
             if dmeta.get("deletionTimestamp"):
                 continue
             policy = "Foreground" if ref.get("blockOwnerDeletion") else "Background"
             with contextlib.suppress(errors.NotFound, errors.Conflict):
-                await self.client.delete(dres, dmeta.get("namespace", ""), dmeta["name"],
-                                         propagation_policy=policy, preconditions={"uid": dmeta["uid"]})
+                await self.client.delete(
+                    dres,
+                    dmeta.get("namespace", ""),
+                    dmeta["name"],
+                    propagation_policy=policy,
+                    preconditions={"uid": dmeta["uid"]},
+                )
         if blocking:
             return 0.5
         await self._remove_finalizer(res, obj, FOREGROUND)

@@ -52,4 +52,3 @@ class ControllerManager:
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"ControllerManager({len(self.controllers)} controllers)"
-

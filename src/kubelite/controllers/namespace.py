@@ -61,7 +61,12 @@ class NamespaceController:
                     await self.client.delete(res, name, meta["name"], propagation_policy="Background")
         if remaining:
             return 0.2
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": []}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+            "spec": {"finalizers": []},
+        }
         with contextlib.suppress(errors.NotFound):
             await self.client.update(NAMESPACES, "", body, subresource="finalize")
         log.info("namespace finalized name=%s", name)

@@ -33,8 +33,14 @@ def object_key(obj: Obj) -> str:
 
 
 class Informer:
-    def __init__(self, client: Client, resource: Resource, namespace: str = "",
-                 label_selector: str = "", field_selector: str = "") -> None:
+    def __init__(
+        self,
+        client: Client,
+        resource: Resource,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> None:
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -107,8 +113,14 @@ class Informer:
         items: list[Obj] = []
         cont = ""
         while True:
-            page = await self.client.list(self.resource, self.namespace, label_selector=self.label_selector,
-                                          field_selector=self.field_selector, limit=500, continue_=cont)
+            page = await self.client.list(
+                self.resource,
+                self.namespace,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+                limit=500,
+                continue_=cont,
+            )
             items.extend(page.get("items") or [])
             cont = (page.get("metadata") or {}).get("continue", "")
             rv = (page.get("metadata") or {}).get("resourceVersion", "")
@@ -130,11 +142,14 @@ class Informer:
                 if need_list:
                     await self._relist()
                     need_list = False
-                async for ev in self.client.watch(self.resource, self.namespace,
-                                                  resource_version=self.resource_version,
-                                                  label_selector=self.label_selector,
-                                                  field_selector=self.field_selector,
-                                                  timeout_seconds=WATCH_TIMEOUT):
+                async for ev in self.client.watch(
+                    self.resource,
+                    self.namespace,
+                    resource_version=self.resource_version,
+                    label_selector=self.label_selector,
+                    field_selector=self.field_selector,
+                    timeout_seconds=WATCH_TIMEOUT,
+                ):
                     rv = (ev.object.get("metadata") or {}).get("resourceVersion", "")
                     if rv:
                         self.resource_version = rv

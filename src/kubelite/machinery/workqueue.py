@@ -91,7 +91,9 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._worker(), name=f"{self.name}-{i}") for i in range(self.workers)]
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"{self.name}-{i}") for i in range(self.workers)
+        ]
 
     async def stop(self) -> None:
         self.queue.shutdown()

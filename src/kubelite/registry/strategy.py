@@ -26,8 +26,15 @@ _MAX_GENERATE_PREFIX = 58
 _KEEP_STATUS_ON_CREATE = frozenset({"Node", "PersistentVolume", "PersistentVolumeClaim", "Namespace"})
 
 # metadata fields that only the server sets
-_SYSTEM_META = ("uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
-                "deletionGracePeriodSeconds", "selfLink")
+_SYSTEM_META = (
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "resourceVersion",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+)
 
 assert set(_GENERATE_ALPHABET) <= set(string.ascii_lowercase + string.digits)
 
@@ -58,11 +65,10 @@ def _init_status(info: ResourceInfo, obj: Obj) -> None:
         status["qosClass"] = qos_class(obj.get("spec") or {})
     elif info.group == "" and info.kind == "Namespace":
         obj["status"] = {"phase": "Active"}
-    elif info.group in ("apps", "") and info.kind in (
-        "Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"
-    ):
-        obj.setdefault("status", {})
-    elif info.has_status:
+    elif (
+        info.group in ("apps", "")
+        and info.kind in ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController")
+    ) or info.has_status:
         obj.setdefault("status", {})
 
 
@@ -115,9 +121,7 @@ def qos_class(spec: Obj) -> str:
         if req or lim:
             requests_any = True
         for r in ("cpu", "memory"):
-            if r not in lim:
-                guaranteed = False
-            elif r in req and str(req[r]) != str(lim[r]):
+            if r not in lim or (r in req and str(req[r]) != str(lim[r])):
                 guaranteed = False
     if not requests_any:
         return "BestEffort"

@@ -29,7 +29,7 @@ class KeyNotFoundError(StoreError):
 class RevisionMismatchError(StoreError):
     """compare-and-swap failed: the key's mod revision is not the expected one."""
 
-    def __init__(self, key: str, current: "KeyValue | None") -> None:
+    def __init__(self, key: str, current: KeyValue | None) -> None:
         super().__init__(f"revision mismatch on {key}")
         self.key = key
         self.current = current

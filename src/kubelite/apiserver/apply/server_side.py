@@ -141,25 +141,29 @@ def _clone(value: Any) -> Any:
 
 
 def merge(lhs: Any, rhs: Any, shape: Shape, path: Path = ()) -> Any:
-    """``rhs`` (the applied config) merged over ``lhs`` (live); None means "unset"."""
+    """``rhs`` (the applied config) merged over ``lhs`` (live); None means "unset".
+
+    Structs and granular maps merge key by key, list-maps by key and sets by value; scalars
+    and atomic values are replaced.  Nulls and empty typed maps/lists are not stored.
+    """
     if rhs is MISSING:
         return lhs
     shape = shape.effective(rhs)
     granular = not shape.atomic and shape.kind in ("struct", "map", "list")
-    if rhs is None:
+    if rhs is None or (_omitted_when_empty(shape, rhs) and (not granular or lhs is MISSING or not lhs)):
         keep = granular and isinstance(lhs, list if shape.kind == "list" else dict) and bool(lhs)
         return lhs if keep else None
-    if lhs is MISSING or lhs is None or not granular:
-        return _drop_nulls(rhs)
-    if shape.kind == "list":
-        if not isinstance(lhs, list) or not isinstance(rhs, list):
-            return rhs
-        return _merge_list(lhs, rhs, shape, path)
-    if not isinstance(lhs, dict) or not isinstance(rhs, dict):
+    if not granular:
         return rhs
-    out = dict(lhs)
+    if shape.kind == "list":
+        if not isinstance(rhs, list):
+            return rhs
+        return _merge_list(lhs if isinstance(lhs, list) else [], rhs, shape, path)
+    if not isinstance(rhs, dict):
+        return rhs
+    out = dict(lhs) if isinstance(lhs, dict) else {}
     for key, value in rhs.items():
-        merged = merge(lhs.get(key, MISSING), value, shape.child(key), (*path, "f:" + key))
+        merged = merge(out.get(key, MISSING), value, shape.child(key), (*path, "f:" + key))
         if merged is None:
             out.pop(key, None)
         else:
@@ -167,13 +171,9 @@ def merge(lhs: Any, rhs: Any, shape: Shape, path: Path = ()) -> Any:
     return out
 
 
-def _drop_nulls(value: Any) -> Any:
-    """Null fields mean "unset": they are not stored."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+def _omitted_when_empty(shape: Shape, value: Any) -> bool:
+    """Empty typed maps and lists are not stored (Go drops them: ``omitempty``)."""
+    return shape.node is not None and shape.kind in ("map", "list") and value in ({}, [])
 
 
 def _check_map_item(item: Any, shape: Shape, path: Path, index: int) -> None:
