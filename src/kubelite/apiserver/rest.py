@@ -9,13 +9,14 @@ import orjson
 
 from kubelite.api import errors, fieldpath, selectors
 from kubelite.apiserver import bodies, patch
-from kubelite.apiserver.apply import ApplyConflict, format_conflicts, server_side_apply
+from kubelite.apiserver.apply import server_side_apply
 from kubelite.apiserver.context import ServerContext
 from kubelite.apiserver.http import Request, Send, send_bytes, send_json, success_status
 from kubelite.apiserver.negotiation import object_representation
 from kubelite.apiserver.objects import Page, encode
 from kubelite.apiserver.tableconv import TableConverter, partial_metadata
 from kubelite.apiserver.writes import (
+    STATUS_IGNORED,
     WriteOptions,
     admit_create,
     admit_update,
@@ -345,23 +346,29 @@ async def _server_side_apply(
     schema = schema_of(t.info)
 
     def do_apply(live: Obj | None) -> Obj:
-        try:
+        if opts.subresource == "status":
             return server_side_apply(
-                live, body, opts.manager, t.info.group_version, schema, force, ctx.now(), opts.subresource
+                live,
+                body,
+                opts.manager,
+                t.info.group_version,
+                schema,
+                force,
+                ctx.now(),
+                "status",
+                ignored=STATUS_IGNORED,
             )
-        except ApplyConflict as e:
-            raise errors.Conflict(
-                format_conflicts(e.conflicts),
-                errors.StatusDetails(
-                    name=t.name,
-                    group=t.info.group,
-                    kind=t.info.plural,
-                    causes=[
-                        errors.Cause("FieldManagerConflict", f'conflict with "{m}"', p)
-                        for m, p in e.conflicts
-                    ],
-                ),
-            ) from e
+        return server_side_apply(
+            live,
+            body,
+            opts.manager,
+            t.info.group_version,
+            schema,
+            force,
+            ctx.now(),
+            opts.subresource,
+            ignore_status=t.info.has_status,
+        )
 
     existing = await ctx.objects.get_kv(t.info, t.namespace, t.name)
     if existing is None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelite.api import errors
-from kubelite.apiserver.apply import update_managed_fields
+from kubelite.apiserver.apply import FieldSet, update_managed_fields
 from kubelite.apiserver.context import ServerContext, rfc3339
 from kubelite.registry import defaults, strategy, validation
 from kubelite.registry.resources import ResourceInfo
@@ -18,6 +18,7 @@ from kubelite.schema.definitions import schema_for_gvk
 Obj = dict[str, Any]
 
 STALE_MESSAGE = "the object has been modified; please apply your changes to the latest version and try again"
+STATUS_IGNORED = FieldSet.of([("f:spec",)])
 PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
 
 
@@ -83,10 +84,36 @@ def admit_create(ctx: ServerContext, info: ResourceInfo, obj: Obj, opts: WriteOp
     if not info.crd:
         defaults.apply_defaults(info.group, info.version, info.kind, obj)
     validate_or_raise(info, obj, None)
-    update_managed_fields(
-        None, obj, opts.manager, info.group_version, schema_of(info), ctx.now(), opts.subresource
-    )
+    track_managed_fields(ctx, info, None, obj, opts)
     return obj
+
+
+def track_managed_fields(
+    ctx: ServerContext, info: ResourceInfo, old: Obj | None, new: Obj, opts: WriteOptions
+) -> None:
+    """managedFields for an Update operation (after defaulting, as kube-apiserver does)."""
+    if opts.subresource == "status":
+        update_managed_fields(
+            old,
+            new,
+            opts.manager,
+            info.group_version,
+            schema_of(info),
+            ctx.now(),
+            "status",
+            ignored=STATUS_IGNORED,
+        )
+    else:
+        update_managed_fields(
+            old,
+            new,
+            opts.manager,
+            info.group_version,
+            schema_of(info),
+            ctx.now(),
+            opts.subresource,
+            ignore_status=info.has_status,
+        )
 
 
 def _strip_managed(obj: Obj) -> Obj:
@@ -126,10 +153,9 @@ def admit_update(
     if _strip_managed(new) == _strip_managed(old):
         return old
     new_meta = new["metadata"]
-    new_meta["managedFields"] = copy.deepcopy((old.get("metadata") or {}).get("managedFields") or [])
-    update_managed_fields(
-        old, new, opts.manager, info.group_version, schema_of(info), ctx.now(), opts.subresource
-    )
+    if "managedFields" not in new_meta and (old.get("metadata") or {}).get("managedFields"):
+        new_meta["managedFields"] = copy.deepcopy(old["metadata"]["managedFields"])
+    track_managed_fields(ctx, info, old, new, opts)
     if not new_meta.get("managedFields"):
         new_meta.pop("managedFields", None)
     if deletion_complete(new):

@@ -190,3 +190,9 @@ class GarbageCollector:
             return 0.5
         await self._remove_finalizer(res, obj, FOREGROUND)
         return None
+
+
+def new(ctx: Any) -> GarbageCollector:
+    from kubelite.controllers.manager import watched_resources
+
+    return GarbageCollector(ctx.client, [r for r in watched_resources() if r.plural != "events"])

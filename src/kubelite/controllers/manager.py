@@ -1,13 +1,20 @@
-"""Start and stop the controllers of the control plane as one supervised group."""
+"""The controller manager: start and stop every controller as one supervised group.
+
+Each controller module exposes ``new(ctx: ControllerContext) -> Startable``; the table
+below names them.  Inside ``kubelite up`` the client is the in-process one; as
+``kubelite controller-manager`` it is the HTTPS one, with leader election.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from kubelite.client.base import Client, Resource
-from kubelite.controllers.garbagecollector import GarbageCollector
-from kubelite.controllers.namespace import NamespaceController
+from kubelite.machinery.events import EventRecorder
 from kubelite.registry.resources import BUILTIN
 
 log = logging.getLogger("kubelite.controllers")
@@ -17,6 +24,27 @@ class Startable(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@dataclass
+class ControllerContext:
+    client: Client
+    # tunables (tests shorten them): node monitor grace period, default eviction toleration, ...
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def recorder(self, component: str) -> EventRecorder:
+        return EventRecorder(self.client, component)
+
+    def option(self, name: str, default: Any) -> Any:
+        return self.options.get(name, default)
+
+
+# name -> "module:function"; each function takes a ControllerContext and returns a Startable.
+FACTORIES: dict[str, str] = {
+    "garbage-collector": "kubelite.controllers.garbagecollector:new",
+    "namespace": "kubelite.controllers.namespace:new",
+    # -- more controllers above this line --
+}
 
 
 def watched_resources() -> list[Resource]:
@@ -33,22 +61,26 @@ def watched_resources() -> list[Resource]:
     return out
 
 
+def _load(spec: str) -> Callable[[ControllerContext], Startable]:
+    module, func = spec.split(":")
+    fn: Callable[[ControllerContext], Startable] = getattr(importlib.import_module(module), func)
+    return fn
+
+
 class ControllerManager:
-    def __init__(self, client: Client) -> None:
-        resources = watched_resources()
-        self.controllers: list[Startable] = [
-            GarbageCollector(client, [r for r in resources if r.plural != "events"]),
-            NamespaceController(client, [r for r in resources if r.namespaced]),
-        ]
+    def __init__(
+        self, client: Client, options: dict[str, Any] | None = None, enabled: list[str] | None = None
+    ) -> None:
+        self.ctx = ControllerContext(client, dict(options or {}))
+        names = enabled if enabled is not None else list(FACTORIES)
+        self.controllers: list[tuple[str, Startable]] = [(n, _load(FACTORIES[n])(self.ctx)) for n in names]
 
     async def start(self) -> None:
-        for c in self.controllers:
+        for name, c in self.controllers:
             await c.start()
+            log.debug("controller started name=%s", name)
         log.info("controllers started count=%d", len(self.controllers))
 
     async def stop(self) -> None:
-        for c in reversed(self.controllers):
+        for _, c in reversed(self.controllers):
             await c.stop()
-
-    def __repr__(self) -> str:  # pragma: no cover
-        return f"ControllerManager({len(self.controllers)} controllers)"

@@ -71,3 +71,9 @@ class NamespaceController:
             await self.client.update(NAMESPACES, "", body, subresource="finalize")
         log.info("namespace finalized name=%s", name)
         return None
+
+
+def new(ctx: Any) -> NamespaceController:
+    from kubelite.controllers.manager import watched_resources
+
+    return NamespaceController(ctx.client, [r for r in watched_resources() if r.namespaced])
