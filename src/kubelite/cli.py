@@ -1,18 +1,44 @@
-"""The ``kubelite`` command: ``up`` (all-in-one cluster) and ``server`` (API server alone)."""
+"""The ``kubelite`` command.
+
+``up`` runs the all-in-one cluster (API server, controllers, scheduler, simulated nodes on
+request) in one process; ``server``, ``controller-manager``, ``scheduler`` and ``simulate``
+run the parts separately against a kubeconfig.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
+import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any, Protocol
 
 from kubelite.apiserver.server import RunningServer, ServerConfig, serve
+from kubelite.client.base import Client
 
 START = time.monotonic()
+log = logging.getLogger("kubelite.cli")
+
+
+class Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# Components that ``kubelite up`` starts after the API answers, in order.  Each entry is
+# "module:function" with ``async def function(client, args) -> Startable | None``
+# (None: not enabled by these args).  The same functions serve the standalone commands.
+UP_COMPONENTS: list[str] = [
+    "kubelite.controllers.manager:component",
+    # -- more components above this line --
+]
 
 
 def default_data_dir() -> Path:
@@ -27,8 +53,8 @@ def _server_args(p: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=None,
-        help="state, certificates and kubeconfig (default: %(default)s → /var/lib/kubelite "
-        "for root, ~/.local/share/kubelite otherwise)",
+        help="state, certificates and kubeconfig (default /var/lib/kubelite for root, "
+        "~/.local/share/kubelite otherwise)",
     )
     p.add_argument("--port", type=int, default=6443, help="HTTPS port of the API server (default 6443)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -37,10 +63,70 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tls-san", action="append", default=[], help="extra host name or IP for the serving certificate"
     )
+
+
+def _log_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-level",
         default=os.environ.get("KUBELITE_LOG_LEVEL", "warning"),
         help="debug, info, warning (default) or error",
+    )
+
+
+def _controller_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--node-monitor-grace-period",
+        type=float,
+        default=40.0,
+        help="seconds without a node heartbeat before the node is marked unhealthy (default 40)",
+    )
+    p.add_argument(
+        "--default-toleration-seconds",
+        type=int,
+        default=300,
+        help="tolerationSeconds added for the not-ready/unreachable taints (default 300)",
+    )
+    p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
+
+
+def _simulator_args(p: argparse.ArgumentParser, flag: str = "--simulated-nodes") -> None:
+    p.add_argument(
+        flag,
+        dest="simulated_nodes",
+        type=int,
+        default=0,
+        help="register N simulated nodes (kwok-like: pods run instantly, no containers)",
+    )
+    p.add_argument("--simulated-node-cpu", default="4", help="CPU capacity of each simulated node")
+    p.add_argument("--simulated-node-memory", default="16Gi", help="memory capacity of each simulated node")
+    p.add_argument("--simulated-node-pods", type=int, default=110, help="pod capacity of each simulated node")
+    p.add_argument("--simulated-zones", type=int, default=3, help="spread simulated nodes over N zones")
+    p.add_argument(
+        "--simulated-pod-start-delay",
+        type=float,
+        default=0.2,
+        help="seconds from binding to Running/Ready for a simulated pod",
+    )
+    p.add_argument(
+        "--simulated-job-duration",
+        type=float,
+        default=1.0,
+        help="seconds a Job's simulated pod runs before it Succeeds",
+    )
+    p.add_argument(
+        "--simulated-heartbeat",
+        type=float,
+        default=10.0,
+        help="seconds between simulated node Lease renewals",
+    )
+
+
+def _kubeconfig_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig of the API server (default $KUBECONFIG)",
     )
 
 
@@ -52,15 +138,42 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser(
         "up",
         help="run the all-in-one cluster in the foreground",
-        description="Run the all-in-one cluster (API server on an embedded store) in the foreground.",
+        description="Run the all-in-one cluster in the foreground.",
     )
     _server_args(up)
+    _controller_args(up)
+    _simulator_args(up)
+    _log_args(up)
     server = sub.add_parser(
         "server",
         help="run the API server alone",
         description="Run the API server alone (for multi-process setups).",
     )
     _server_args(server)
+    _log_args(server)
+    cm = sub.add_parser(
+        "controller-manager",
+        help="run the controllers against an API server",
+        description="Run the controllers against a remote API server (with leader election).",
+    )
+    _kubeconfig_arg(cm)
+    _controller_args(cm)
+    _log_args(cm)
+    sched = sub.add_parser(
+        "scheduler",
+        help="run the scheduler against an API server",
+        description="Run the scheduler against a remote API server.",
+    )
+    _kubeconfig_arg(sched)
+    _log_args(sched)
+    sim = sub.add_parser(
+        "simulate",
+        help="register simulated nodes with an API server",
+        description="Register simulated nodes (kwok-like) with a remote API server.",
+    )
+    _kubeconfig_arg(sim)
+    _simulator_args(sim, "--nodes")
+    _log_args(sim)
     return parser
 
 
@@ -75,42 +188,93 @@ def _config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def _run(cfg: ServerConfig, what: str) -> int:
+def _load(spec: str) -> Callable[[Client, argparse.Namespace], Awaitable[Startable | None]]:
+    module, func = spec.split(":")
+    fn: Callable[[Client, argparse.Namespace], Awaitable[Startable | None]] = getattr(
+        importlib.import_module(module), func
+    )
+    return fn
+
+
+async def start_components(client: Client, args: argparse.Namespace, specs: list[str]) -> list[Startable]:
+    started: list[Startable] = []
+    for spec in specs:
+        comp = await _load(spec)(client, args)
+        if comp is not None:
+            await comp.start()
+            started.append(comp)
+    return started
+
+
+def in_process_client(running: RunningServer, component: str) -> Client:
+    """Inside ``kubelite up`` components use the in-process client (no sockets, same semantics)."""
+    from kubelite.apiserver.app import App
+    from kubelite.client.inprocess import ASGITransport
+
+    ctx = running.ctx
+    token = next(iter(ctx.tokens))
+    return Client(ASGITransport(App(ctx), token), user_agent=f"{component}/v1.32.0")
+
+
+def _run_up(cfg: ServerConfig, args: argparse.Namespace) -> int:
     async def ready(running: RunningServer) -> None:
-        if what == "up":
-            await start_controllers(running)
+        summary = ""
+        if args.command == "up":
+            client = in_process_client(running, "kubelite")
+            comps = await start_components(client, args, UP_COMPONENTS)
+
+            async def stop_all() -> None:
+                for c in reversed(comps):
+                    await c.stop()
+
+            running.ctx.extra.setdefault("on_shutdown", []).insert(0, stop_all)
+            summary = f" components={len(comps)}"
+            if args.simulated_nodes:
+                summary += f" simulated-nodes={args.simulated_nodes}"
         took = time.monotonic() - START
         print(
-            f"kubelite {what} ready in {took:.2f}s: https://{cfg.bind}:{cfg.port} "
-            f"kubeconfig={cfg.kubeconfig_path} datastore={cfg.datastore_url.split('://')[0]}",
+            f"kubelite {args.command} ready in {took:.2f}s: https://{cfg.bind}:{cfg.port} "
+            f"kubeconfig={cfg.kubeconfig_path} datastore={cfg.datastore_url.split('://')[0]}{summary}",
             flush=True,
         )
         print(f"  export KUBECONFIG={cfg.kubeconfig_path}", flush=True)
 
-    try:
-        import uvloop
-
-        uvloop.run(serve(cfg, ready))
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay usable without it
-        asyncio.run(serve(cfg, ready))
-    except KeyboardInterrupt:
-        pass
+    _event_loop(serve(cfg, ready))
     return 0
 
 
-async def start_controllers(running: RunningServer) -> None:
-    """Inside ``kubelite up`` the controllers use the in-process client (no sockets, same semantics)."""
-    from kubelite.apiserver.app import App
-    from kubelite.client.base import Client
-    from kubelite.client.inprocess import ASGITransport
-    from kubelite.controllers.manager import ControllerManager
+def _event_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
 
-    ctx = running.ctx
-    token = next(iter(ctx.tokens))
-    client = Client(ASGITransport(App(ctx), token), user_agent="kube-controller-manager/v1.32.0")
-    manager = ControllerManager(client)
-    await manager.start()
-    ctx.extra.setdefault("on_shutdown", []).insert(0, manager.stop)
+        uvloop.run(main)
+    except KeyboardInterrupt:
+        pass
+
+
+async def _run_remote(args: argparse.Namespace, specs: list[str], component: str) -> None:
+    from kubelite.client.http import HTTPTransport, load_kubeconfig
+
+    if not args.kubeconfig:
+        raise SystemExit(f"kubelite {args.command}: --kubeconfig (or $KUBECONFIG) is required")
+    client = Client(HTTPTransport(load_kubeconfig(Path(args.kubeconfig))), user_agent=f"{component}/v1.32.0")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    comps = await start_components(client, args, specs)
+    print(f"kubelite {args.command} ready in {time.monotonic() - START:.2f}s", flush=True)
+    await stop.wait()
+    for c in reversed(comps):
+        await c.stop()
+    await client.close()
+
+
+REMOTE_COMMANDS = {
+    "controller-manager": (["kubelite.controllers.manager:component"], "kube-controller-manager"),
+    "scheduler": (["kubelite.scheduler:component"], "kube-scheduler"),
+    "simulate": (["kubelite.simulator:component"], "kubelite-simulator"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         format="time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
         stream=sys.stderr,
     )
-    return _run(_config(args), args.command)
+    if args.command in REMOTE_COMMANDS:
+        specs, component = REMOTE_COMMANDS[args.command]
+        _event_loop(_run_remote(args, specs, component))
+        return 0
+    return _run_up(_config(args), args)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,60 @@ class ControllerManager:
     async def stop(self) -> None:
         for _, c in reversed(self.controllers):
             await c.stop()
+
+
+def controller_options(args: Any) -> dict[str, Any]:
+    return {
+        "node_monitor_grace_period": float(getattr(args, "node_monitor_grace_period", 40.0)),
+        "default_toleration_seconds": int(getattr(args, "default_toleration_seconds", 300)),
+    }
+
+
+class _LeaderElected:
+    """``kubelite controller-manager``: run the controllers only while holding the lease."""
+
+    def __init__(self, client: Client, options: dict[str, Any]) -> None:
+        import asyncio
+        import socket
+        import uuid
+
+        from kubelite.machinery.leaderelection import LeaderElector
+
+        self.client = client
+        self.options = options
+        self.manager: ControllerManager | None = None
+        identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        self.elector = LeaderElector(client, "kube-controller-manager", identity)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _started(self) -> None:
+        self.manager = ControllerManager(self.client, self.options)
+        await self.manager.start()
+
+    async def _stopped(self) -> None:
+        if self.manager is not None:
+            await self.manager.stop()
+            self.manager = None
+
+    async def start(self) -> None:
+        import asyncio
+
+        self._task = asyncio.create_task(self.elector.run(self._started, self._stopped))
+
+    async def stop(self) -> None:
+        import asyncio
+        import contextlib
+
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stopped()
+
+
+async def component(client: Client, args: Any) -> Startable:
+    """Entry for ``kubelite up`` (no election: one process) and ``kubelite controller-manager``."""
+    options = controller_options(args)
+    if getattr(args, "command", "") == "controller-manager":
+        return _LeaderElected(client, options)
+    return ControllerManager(client, options)
