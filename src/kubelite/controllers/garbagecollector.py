@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kubelite.api import errors
@@ -35,9 +36,16 @@ def _owner_uids(obj: Obj) -> list[str]:
 
 
 class GarbageCollector:
-    def __init__(self, client: Client, resources: list[Resource]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        resources: list[Resource],
+        informer_for: Callable[[Resource], Informer] | None = None,
+    ) -> None:
         self.client = client
-        self.informers = {r: Informer(client, r) for r in resources}
+        self._own = informer_for is None
+        make = informer_for or (lambda r: Informer(client, r))
+        self.informers = {r: make(r) for r in resources}
         self.by_uid: dict[str, tuple[Resource, str]] = {}
         self.ctrl = Controller("garbage-collector", self._reconcile, workers=2)
         for res, inf in self.informers.items():
@@ -84,8 +92,9 @@ class GarbageCollector:
 
     async def stop(self) -> None:
         await self.ctrl.stop()
-        for inf in self.informers.values():
-            await inf.stop()
+        if self._own:
+            for inf in self.informers.values():
+                await inf.stop()
 
     def _lookup(self, uid: str) -> tuple[Resource, Obj] | None:
         ref = self.by_uid.get(uid)
@@ -195,4 +204,5 @@ class GarbageCollector:
 def new(ctx: Any) -> GarbageCollector:
     from kubelite.controllers.manager import watched_resources
 
-    return GarbageCollector(ctx.client, [r for r in watched_resources() if r.plural != "events"])
+    resources = [r for r in watched_resources() if r.plural != "events"]
+    return GarbageCollector(ctx.client, resources, ctx.informers.get)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from kubelite.client.base import Client, Resource
 from kubelite.machinery.events import EventRecorder
+from kubelite.machinery.factory import SharedInformers
 from kubelite.registry.resources import BUILTIN
 
 log = logging.getLogger("kubelite.controllers")
@@ -31,6 +32,10 @@ class ControllerContext:
     client: Client
     # tunables (tests shorten them): node monitor grace period, default eviction toleration, ...
     options: dict[str, Any] = field(default_factory=dict)
+    informers: SharedInformers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.informers = SharedInformers(self.client)
 
     def recorder(self, component: str) -> EventRecorder:
         return EventRecorder(self.client, component)
@@ -76,6 +81,9 @@ class ControllerManager:
         self.controllers: list[tuple[str, Startable]] = [(n, _load(FACTORIES[n])(self.ctx)) for n in names]
 
     async def start(self) -> None:
+        """Controllers register their informers in their constructors; caches sync before any
+        controller starts its workers."""
+        await self.ctx.informers.start()
         for name, c in self.controllers:
             await c.start()
             log.debug("controller started name=%s", name)
@@ -84,6 +92,7 @@ class ControllerManager:
     async def stop(self) -> None:
         for _, c in reversed(self.controllers):
             await c.stop()
+        await self.ctx.informers.stop()
 
 
 def controller_options(args: Any) -> dict[str, Any]:

@@ -22,10 +22,11 @@ NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 
 
 class NamespaceController:
-    def __init__(self, client: Client, namespaced: list[Resource]) -> None:
+    def __init__(self, client: Client, namespaced: list[Resource], informer: Informer | None = None) -> None:
         self.client = client
         self.namespaced = namespaced
-        self.informer = Informer(client, NAMESPACES)
+        self._own = informer is None
+        self.informer = informer or Informer(client, NAMESPACES)
         self.ctrl = Controller("namespace", self._reconcile, workers=2)
         self.informer.add_handler(self._on_change)
 
@@ -40,7 +41,8 @@ class NamespaceController:
 
     async def stop(self) -> None:
         await self.ctrl.stop()
-        await self.informer.stop()
+        if self._own:
+            await self.informer.stop()
 
     async def _reconcile(self, name: str) -> float | None:
         ns = self.informer.get(name)
@@ -76,4 +78,6 @@ class NamespaceController:
 def new(ctx: Any) -> NamespaceController:
     from kubelite.controllers.manager import watched_resources
 
-    return NamespaceController(ctx.client, [r for r in watched_resources() if r.namespaced])
+    return NamespaceController(
+        ctx.client, [r for r in watched_resources() if r.namespaced], ctx.informers.get(NAMESPACES)
+    )
