@@ -182,7 +182,7 @@ async def serve(
             port=cfg.port,
             loop="none",
             http="httptools",
-            ws="websockets",
+            ws="websockets-sansio",
             lifespan="off",
             log_level="warning",
             access_log=False,
