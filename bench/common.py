@@ -49,10 +49,15 @@ class Server:
         return 0.0
 
     def cpu_seconds(self) -> float:
+        user, system = self.cpu_times()
+        return user + system
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the server process, all threads."""
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return int(fields[11]) / ticks, int(fields[12]) / ticks
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -63,7 +68,9 @@ class Server:
                 self.proc.kill()
 
 
-def start_server(data_dir: Path | None = None, *extra: str) -> Server:
+def start_server(data_dir: Path | None = None, *extra: str, command: str = "up") -> Server:
+    """``kubelite <command>`` (``up``: the all-in-one cluster; ``server``: the API server
+    alone) on a fresh data dir and a free port, once it printed its ready line."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kubelite-bench-"))
     port = free_port()
     t0 = time.monotonic()
@@ -72,7 +79,7 @@ def start_server(data_dir: Path | None = None, *extra: str) -> Server:
             sys.executable,
             "-m",
             "kubelite.cli",
-            "up",
+            command,
             "--data-dir",
             str(data_dir),
             "--port",
@@ -100,8 +107,24 @@ def start_server(data_dir: Path | None = None, *extra: str) -> Server:
     return Server(proc, data_dir, port, time.monotonic() - t0)
 
 
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+    """Where the numbers came from, with the load average at the end of the run (other
+    processes on the machine compete for the same cores)."""
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "loadavg_1m": os.getloadavg()[0],
+    }
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -37,6 +37,9 @@ class Startable(Protocol):
 # (None: not enabled by these args).  The same functions serve the standalone commands.
 UP_COMPONENTS: list[str] = [
     "kubelite.controllers.manager:component",
+    "kubelite.simulator:component",
+    "kubelite.scheduler:component",
+    "kubelite.agent.agent:component",
     # -- more components above this line --
 ]
 
@@ -86,6 +89,27 @@ def _controller_args(p: argparse.ArgumentParser) -> None:
         default=300,
         help="tolerationSeconds added for the not-ready/unreachable taints (default 300)",
     )
+    p.add_argument(
+        "--horizontal-pod-autoscaler-sync-period",
+        type=float,
+        default=15.0,
+        help="seconds between HorizontalPodAutoscaler syncs (default 15)",
+    )
+    p.add_argument(
+        "--job-backoff-base",
+        type=float,
+        default=10.0,
+        help="seconds a failed Job pod's replacement waits, doubling per failure (default 10)",
+    )
+    p.add_argument(
+        "--terminated-pod-gc-threshold",
+        type=int,
+        default=12500,
+        help="terminated pods kept before the pod garbage collector deletes the oldest (default 12500)",
+    )
+    p.add_argument(
+        "--cronjob-clock-scale", type=float, default=1.0, help=argparse.SUPPRESS
+    )  # tests only: the CronJob controller's clock runs N times faster than real time
     p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
 
 
@@ -119,6 +143,34 @@ def _simulator_args(p: argparse.ArgumentParser, flag: str = "--simulated-nodes")
         default=10.0,
         help="seconds between simulated node Lease renewals",
     )
+    p.add_argument(
+        "--simulated-node-taint",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]:EFFECT",
+        help="taint simulated nodes (repeatable); see --simulated-tainted-nodes",
+    )
+    p.add_argument(
+        "--simulated-tainted-nodes",
+        type=int,
+        default=0,
+        help="put the --simulated-node-taint taints on the first N nodes only (default 0: all)",
+    )
+    p.add_argument(
+        "--simulated-node-prefix",
+        default="sim-node-",
+        help="name prefix of simulated nodes (default sim-node-)",
+    )
+    p.add_argument(
+        "--simulated-node-ephemeral-storage",
+        default="100Gi",
+        help="ephemeral-storage capacity of each simulated node",
+    )
+    p.add_argument(
+        "--simulated-cleanup",
+        action="store_true",
+        help="delete the simulated nodes and their Leases on exit (default: keep them, like kwok)",
+    )
 
 
 def _kubeconfig_arg(p: argparse.ArgumentParser) -> None:
@@ -127,6 +179,34 @@ def _kubeconfig_arg(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=os.environ.get("KUBECONFIG"),
         help="kubeconfig of the API server (default $KUBECONFIG)",
+    )
+
+
+def _agent_args(p: argparse.ArgumentParser, embedded: bool) -> None:
+    if embedded:
+        p.add_argument(
+            "--no-agent", action="store_true", help="do not run the node agent (it runs when runc works)"
+        )
+    else:
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="agent state: runc state, images, pod volumes and logs (default DATA_DIR/agent)",
+        )
+    p.add_argument("--node-name", default=None, help="the agent's Node name (default: the host name)")
+    p.add_argument(
+        "--agent-port",
+        type=int,
+        default=None,
+        help="HTTPS port of the agent's endpoint for logs/exec/port-forward/stats (default 10250; "
+        "when unset and 10250 is taken, an ephemeral port; 0 = always ephemeral)",
+    )
+    p.add_argument(
+        "--crash-loop-backoff",
+        type=float,
+        default=10.0,
+        help="initial CrashLoopBackOff delay in seconds, doubling to 5 minutes (default 10)",
     )
 
 
@@ -143,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_args(up)
     _controller_args(up)
     _simulator_args(up)
+    _agent_args(up, embedded=True)
     _log_args(up)
     server = sub.add_parser(
         "server",
@@ -174,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     _kubeconfig_arg(sim)
     _simulator_args(sim, "--nodes")
     _log_args(sim)
+    agent = sub.add_parser(
+        "agent",
+        help="run the node agent (kubelet) against an API server",
+        description="Run the node agent: register this machine as a Node and run its pods with runc.",
+    )
+    _kubeconfig_arg(agent)
+    _agent_args(agent, embedded=False)
+    _log_args(agent)
+    from kubelite.agent.images.cli import add_images_parser
+
+    add_images_parser(sub)
     return parser
 
 
@@ -185,6 +277,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         datastore=args.datastore,
         service_cidr=args.service_cidr,
         advertise_hosts=list(args.tls_san),
+        default_toleration_seconds=int(getattr(args, "default_toleration_seconds", 300)),
     )
 
 
@@ -221,6 +314,10 @@ def _run_up(cfg: ServerConfig, args: argparse.Namespace) -> int:
         summary = ""
         if args.command == "up":
             client = in_process_client(running, "kubelite")
+            from kubelite.simulator.metrics import active as simulated_metrics
+
+            # metrics.k8s.io answers from the simulated nodes' usage (kubectl top, the HPA)
+            running.ctx.extra.setdefault("metrics_provider", simulated_metrics)
             comps = await start_components(client, args, UP_COMPONENTS)
 
             async def stop_all() -> None:
@@ -229,6 +326,7 @@ def _run_up(cfg: ServerConfig, args: argparse.Namespace) -> int:
 
             running.ctx.extra.setdefault("on_shutdown", []).insert(0, stop_all)
             summary = f" components={len(comps)}"
+            summary += "".join(str(getattr(c, "summary", "")) for c in comps)
             if args.simulated_nodes:
                 summary += f" simulated-nodes={args.simulated_nodes}"
         took = time.monotonic() - START
@@ -263,7 +361,8 @@ async def _run_remote(args: argparse.Namespace, specs: list[str], component: str
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     comps = await start_components(client, args, specs)
-    print(f"kubelite {args.command} ready in {time.monotonic() - START:.2f}s", flush=True)
+    summary = "".join(str(getattr(c, "summary", "")) for c in comps)
+    print(f"kubelite {args.command} ready in {time.monotonic() - START:.2f}s{summary}", flush=True)
     await stop.wait()
     for c in reversed(comps):
         await c.stop()
@@ -274,6 +373,7 @@ REMOTE_COMMANDS = {
     "controller-manager": (["kubelite.controllers.manager:component"], "kube-controller-manager"),
     "scheduler": (["kubelite.scheduler:component"], "kube-scheduler"),
     "simulate": (["kubelite.simulator:component"], "kubelite-simulator"),
+    "agent": (["kubelite.agent.agent:component"], "kubelet"),
 }
 
 
@@ -288,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         format="time=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
         stream=sys.stderr,
     )
+    if args.command == "images":
+        from kubelite.agent.images.cli import run_images
+
+        return run_images(args)
     if args.command in REMOTE_COMMANDS:
         specs, component = REMOTE_COMMANDS[args.command]
         _event_loop(_run_remote(args, specs, component))

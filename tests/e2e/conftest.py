@@ -94,8 +94,12 @@ def _pump(proc: subprocess.Popen[str], sink: list[str], ready: threading.Event) 
     ready.set()
 
 
-def start_cluster(data_dir: Path, *extra: str, port: int | None = None) -> Cluster:
+def start_cluster(data_dir: Path, *extra: str, port: int | None = None, agent: bool = False) -> Cluster:
+    """A real ``kubelite up``.  Without ``agent=True`` no real node agent runs (API-level tests
+    and simulated nodes must not get pods scheduled onto this machine's real runc node)."""
     port = port or free_port()
+    if not agent and "--no-agent" not in extra:
+        extra = (*extra, "--no-agent")
     cmd = [
         sys.executable,
         "-m",

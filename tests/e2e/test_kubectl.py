@@ -146,9 +146,14 @@ def test_create_generators_send_protobuf(cluster: Cluster, ns: str) -> None:
 
 def test_get_tables_and_output_formats(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=DEPLOYMENT)
-    out = cluster.kubectl("get", "deploy", "-n", ns).stdout.splitlines()
+    deadline = time.time() + 20
+    while True:  # the deployment controller creates the ReplicaSet (no nodes here: pods stay Pending)
+        out = cluster.kubectl("get", "deploy", "-n", ns).stdout.splitlines()
+        if out[1].split()[2] == "2" or time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert out[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
-    assert out[1].split()[:4] == ["web", "0/2", "0", "0"]
+    assert out[1].split()[:4] == ["web", "0/2", "2", "0"]
     wide = cluster.kubectl("get", "deploy", "-n", ns, "-o", "wide").stdout.splitlines()
     assert wide[0].split() == [
         "NAME",
@@ -220,19 +225,22 @@ def test_label_annotate_patch_replace(cluster: Cluster, ns: str) -> None:
         "-p",
         '[{"op":"replace","path":"/spec/replicas","value":1}]',
     )
-    dep = cluster.json("get", "deploy", "web", "-n", ns)
-    assert dep["spec"]["replicas"] == 1
-    dep["spec"]["replicas"] = 4
-    cluster.kubectl("replace", "-f", "-", input=json.dumps(dep))
-    assert cluster.json("get", "deploy", "web", "-n", ns)["spec"]["replicas"] == 4
-    stale = dict(dep)
-    res = cluster.kubectl("replace", "-f", "-", input=json.dumps(stale), check=False)
+    assert cluster.json("get", "deploy", "web", "-n", ns)["spec"]["replicas"] == 1
+    # replace with optimistic concurrency, on an object no controller writes to
+    cluster.kubectl("create", "configmap", "rep", "--from-literal=k=v1", "-n", ns)
+    cm = cluster.json("get", "cm", "rep", "-n", ns)
+    cm["data"]["k"] = "v2"
+    cluster.kubectl("replace", "-f", "-", input=json.dumps(cm))
+    assert cluster.json("get", "cm", "rep", "-n", ns)["data"] == {"k": "v2"}
+    cm["data"]["k"] = "v3"  # still carries the old resourceVersion
+    res = cluster.kubectl("replace", "-f", "-", input=json.dumps(cm), check=False)
     assert res.returncode != 0 and "the object has been modified" in res.stderr
+    assert cluster.json("get", "cm", "rep", "-n", ns)["data"] == {"k": "v2"}
 
 
 def test_diff_and_dry_run_do_not_change(cluster: Cluster, ns: str) -> None:
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=DEPLOYMENT)
-    rv = cluster.json("get", "deploy", "web", "-n", ns)["metadata"]["resourceVersion"]
+    generation = cluster.json("get", "deploy", "web", "-n", ns)["metadata"]["generation"]
     same = cluster.kubectl("diff", "-n", ns, "-f", "-", input=DEPLOYMENT, check=False)
     assert same.returncode == 0, same.stdout + same.stderr
     changed = cluster.kubectl(
@@ -249,7 +257,19 @@ def test_diff_and_dry_run_do_not_change(cluster: Cluster, ns: str) -> None:
         input=DEPLOYMENT.replace("replicas: 2", "replicas: 9"),
     )
     after = cluster.json("get", "deploy", "web", "-n", ns)
-    assert after["metadata"]["resourceVersion"] == rv and after["spec"]["replicas"] == 2
+    assert after["spec"]["replicas"] == 2 and after["metadata"]["generation"] == generation
+    # a dry run writes nothing: the resourceVersion of an object no controller touches stays
+    cluster.kubectl("create", "configmap", "dry", "--from-literal=k=v", "-n", ns)
+    rv = cluster.json("get", "cm", "dry", "-n", ns)["metadata"]["resourceVersion"]
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "dry", "namespace": ns},
+        "data": {"k": "changed"},
+    }
+    cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(cm))
+    after_cm = cluster.json("get", "cm", "dry", "-n", ns)
+    assert after_cm["metadata"]["resourceVersion"] == rv and after_cm["data"] == {"k": "v"}
 
 
 def test_scale_subresource(cluster: Cluster, ns: str) -> None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kubelite.api.quantity import (
@@ -312,6 +312,8 @@ def test_parse_rounds_magnitude_up_to_nano(text: str) -> None:
 
 @given(_quantity_text, _quantity_text)
 def test_parse_is_monotonic(a: str, b: str) -> None:
+    # beyond int64 binary quantities saturate (see test_parse_rounds_magnitude_up_to_nano)
+    assume(abs(_written_value(a)) <= _CAP and abs(_written_value(b)) <= _CAP)
     if _written_value(a) <= _written_value(b):
         assert parse_quantity(a) <= parse_quantity(b)
         assert milli_value(a) <= milli_value(b)

@@ -51,12 +51,43 @@ class ServiceAllocator:
     async def on_create(self, ctx: ServerContext, svc: Obj, opts: WriteOptions) -> None:
         spec = svc.setdefault("spec", {})
         typ = spec.get("type", "ClusterIP")
+        if typ != "ExternalName":
+            self._check_families(svc, spec)
         async with self.lock:
             used_ips, used_ports = await self._used(ctx)
             if typ != "ExternalName":
                 self._assign_ip(svc, spec, used_ips)
             if typ in ("NodePort", "LoadBalancer"):
                 self._assign_node_ports(svc, spec, used_ports)
+
+    def _check_families(self, svc: Obj, spec: Obj) -> None:
+        """``initIPFamilyFields``: a Service may only ask for the IP family this single-stack
+        cluster serves (headless selectorless Services are exempt, as in kube-apiserver)."""
+        if spec.get("clusterIP") == "None" and not spec.get("selector"):
+            return
+        ours = f"IPv{self.network.version}"
+        causes: list[errors.Cause] = []
+        if spec.get("ipFamilyPolicy") == "RequireDualStack":
+            causes.append(
+                errors.Cause(
+                    "FieldValueInvalid",
+                    'Invalid value: "RequireDualStack": '
+                    "this cluster is not configured for dual-stack services",
+                    "spec.ipFamilyPolicy",
+                )
+            )
+        for i, family in enumerate(spec.get("ipFamilies") or []):
+            if family != ours:
+                causes.append(
+                    errors.Cause(
+                        "FieldValueInvalid",
+                        f'Invalid value: "{family}": not configured on this cluster',
+                        f"spec.ipFamilies[{i}]",
+                    )
+                )
+        if causes:
+            name = (svc.get("metadata") or {}).get("name", "")
+            raise errors.invalid("Service", "", name, causes)
 
     def _assign_ip(self, svc: Obj, spec: Obj, used: set[str]) -> None:
         ip = spec.get("clusterIP")

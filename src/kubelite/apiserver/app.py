@@ -299,6 +299,10 @@ class App:
             await handler(self.ctx, req, send, t)
 
     async def _virtual(self, req: Request, send: Send, t: Target) -> None:
+        handler = self.ctx.extra.get("virtual_handlers", {}).get((t.info.group, t.info.plural))
+        if handler is not None:  # e.g. metrics.k8s.io (kubelite.apiserver.metrics)
+            await handler(self.ctx, req, send, t)
+            return
         if req.method != "POST":
             raise _not_allowed()
         if t.info.plural == "bindings":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,6 +26,7 @@ from kubelite.store.types import (
     KeyValue,
     RevisionMismatchError,
     Store,
+    Watcher,
 )
 
 Obj = dict[str, Any]
@@ -61,12 +61,56 @@ def encode(obj: Obj) -> bytes:
             meta["resourceVersion"] = rv
 
 
-@dataclass
+_META_KEY = b'"metadata":{'
+
+
+def encode_with_revision(kv: KeyValue) -> bytes:
+    """``orjson.dumps(decode(kv))`` without decoding: the stored JSON with
+    ``"resourceVersion"`` put first into the top-level ``metadata`` (byte splicing).
+
+    ``"metadata":{`` can only match a real key (inside a JSON string the quotes would be
+    escaped); it is the top-level one when nothing before it opens an object or array.
+    Anything else (metadata not an object, nested first) takes the decoding path.
+    """
+    value = kv.value
+    at = value.find(_META_KEY)
+    if at < 0 or value.count(b"{", 0, at) != 1 or b"[" in value[:at]:
+        return orjson.dumps(decode(kv))
+    cut = at + len(_META_KEY)
+    rv = b'"resourceVersion":"%d"' % kv.mod_revision
+    return value[:cut] + rv + (b"" if value[cut : cut + 1] == b"}" else b",") + value[cut:]
+
+
 class Page:
-    items: list[Obj]
-    revision: int
-    continue_token: str
-    remaining: int
+    """One LIST result.  ``items`` are decoded lazily: a plain JSON list goes out as the
+    stored bytes (:meth:`encoded_items`) and never pays for decoding and re-encoding."""
+
+    def __init__(
+        self,
+        items: list[Obj] | None,
+        revision: int,
+        continue_token: str,
+        remaining: int,
+        *,
+        raw: list[KeyValue] | None = None,
+    ) -> None:
+        self._items = items
+        self._raw = raw if raw is not None else []
+        self.revision = revision
+        self.continue_token = continue_token
+        self.remaining = remaining
+
+    @property
+    def items(self) -> list[Obj]:
+        if self._items is None:
+            self._items = [decode(kv) for kv in self._raw]
+        return self._items
+
+    def encoded_items(self) -> bytes:
+        """The items as comma-separated JSON objects (what goes between ``[`` and ``]``)."""
+        if self._items is not None:
+            return b",".join(orjson.dumps(o) for o in self._items)
+        return b",".join(encode_with_revision(kv) for kv in self._raw)
 
 
 def encode_continue(revision: int, last_key: str, prefix: str) -> str:
@@ -91,24 +135,75 @@ Filter = Callable[[Obj], bool]
 EventBatch = list[Event]
 
 
+class _KeyCache:
+    """Latest values of some keys, exactly as fresh as a store read.
+
+    Filled on first read; kept current by a store listener, which the store calls with each
+    committed batch before the new revision becomes readable (both on the event loop), so a
+    cached value is what ``store.get`` would return at that moment.  (kube-apiserver's
+    NamespaceLifecycle admission reads namespaces from an informer cache for the same reason:
+    every namespaced create needs its namespace.)
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._values: dict[str, KeyValue | None] = {}
+        self._reading: dict[str, bool] = {}  # key -> written meanwhile
+        self._prefixes: set[str] = set()
+
+    async def get(self, key: str, prefix: str) -> KeyValue | None:
+        if key in self._values:
+            return self._values[key]
+        listen = getattr(self.store, "listen", None)
+        if listen is None:
+            return await self.store.get(key)
+        if prefix not in self._prefixes:
+            listen(prefix, self._on_events)
+            self._prefixes.add(prefix)
+        self._reading[key] = False
+        try:
+            kv = await self.store.get(key)
+        finally:
+            changed = self._reading.pop(key)
+        if not changed:  # no write of the key landed while the read was in flight
+            if len(self._values) >= self.MAX_KEYS:
+                self._values.clear()
+            self._values[key] = kv
+        return kv
+
+    def _on_events(self, events: list[Event]) -> None:
+        for ev in events:
+            key = ev.kv.key
+            if key in self._values:
+                self._values[key] = None if ev.type is EventType.DELETE else ev.kv
+            elif key in self._reading:
+                self._reading[key] = True
+
+
 class ObjectStore:
     """Typed access to objects of any resource in one revisioned store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._namespaces = _KeyCache(store)
 
     @property
     def revision(self) -> int:
         return self.store.revision
 
     async def get(self, info: ResourceInfo, namespace: str, name: str) -> Obj:
-        kv = await self.store.get(object_key(info, namespace, name))
+        kv = await self.get_kv(info, namespace, name)
         if kv is None:
             raise errors.not_found(info.plural, info.group, name)
         return decode(kv)
 
     async def get_kv(self, info: ResourceInfo, namespace: str, name: str) -> KeyValue | None:
-        return await self.store.get(object_key(info, namespace, name))
+        key = object_key(info, namespace, name)
+        if info.kind == "Namespace" and not info.group:  # read on every namespaced create
+            return await self._namespaces.get(key, info.storage_prefix)
+        return await self.store.get(key)
 
     async def create(self, info: ResourceInfo, obj: Obj) -> Obj:
         meta = obj["metadata"]
@@ -194,7 +289,8 @@ class ObjectStore:
         start_after = ""
         if continue_token:
             revision, start_after = decode_continue(continue_token, prefix)
-        items: list[Obj] = []
+        kvs: list[KeyValue] = []
+        objs: list[Obj] = []  # decoded only when a filter needs them
         page_limit = limit if limit > 0 else 0
         while True:
             try:
@@ -213,30 +309,37 @@ class ObjectStore:
                     f"Too large resource version: {revision}, current: {self.store.revision}"
                 ) from e
             revision = res.revision
-            for kv in res.items:
-                obj = decode(kv)
-                if match is None or match(obj):
-                    items.append(obj)
-                    if limit and len(items) >= limit:
-                        more = res.more or kv is not res.items[-1]
-                        token = encode_continue(revision, kv.key, prefix) if more else ""
-                        remaining = 0
-                        if more and match is None:
-                            remaining = res.remaining + (len(res.items) - res.items.index(kv) - 1)
-                        return Page(items, revision, token, remaining)
+            for i, kv in enumerate(res.items):
+                if match is not None:
+                    obj = decode(kv)
+                    if not match(obj):
+                        continue
+                    objs.append(obj)
+                kvs.append(kv)
+                if limit and len(kvs) >= limit:
+                    more = res.more or i < len(res.items) - 1
+                    token = encode_continue(revision, kv.key, prefix) if more else ""
+                    remaining = 0
+                    if more and match is None:
+                        remaining = res.remaining + (len(res.items) - i - 1)
+                    return Page(objs if match is not None else None, revision, token, remaining, raw=kvs)
             if not res.more or not res.items:
-                return Page(items, revision, "", 0)
+                return Page(objs if match is not None else None, revision, "", 0, raw=kvs)
             start_after = res.items[-1].key
-            page_limit = max(page_limit, 2 * (limit - len(items)), 100)
+            page_limit = max(page_limit, 2 * (limit - len(kvs)), 100)
+
+    def open_watch(self, info: ResourceInfo, namespace: str, from_revision: int) -> Watcher:
+        """The store watcher of a collection (410 Gone when ``from_revision`` is compacted);
+        the caller closes it."""
+        try:
+            return self.store.watch(collection_prefix(info, namespace), from_revision)
+        except CompactedError as e:
+            raise errors.gone(f"too old resource version: {from_revision} ({e.compacted})") from e
 
     async def watch_events(
         self, info: ResourceInfo, namespace: str, from_revision: int
     ) -> AsyncGenerator[EventBatch, None]:
-        prefix = collection_prefix(info, namespace)
-        try:
-            watcher = self.store.watch(prefix, from_revision)
-        except CompactedError as e:
-            raise errors.gone(f"too old resource version: {from_revision} ({e.compacted})") from e
+        watcher = self.open_watch(info, namespace, from_revision)
         try:
             async for batch in watcher:
                 yield batch

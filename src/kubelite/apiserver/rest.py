@@ -175,7 +175,7 @@ async def list_(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
         await send_json(send, 200, body, req.warnings)
         return
     head = orjson.dumps({"kind": t.info.list_kind, "apiVersion": t.info.group_version, "metadata": meta})
-    items = b",".join(orjson.dumps(o) for o in page.items)
+    items = page.encoded_items()
     await send_bytes(send, 200, head[:-1] + b',"items":[' + items + b"]}", warnings=req.warnings)
 
 
@@ -208,7 +208,18 @@ async def _ensure_namespace(ctx: ServerContext, info: ResourceInfo, namespace: s
         raise errors.Forbidden(
             f'{info.qualified} "{name}" is forbidden: unable to create new content in namespace '
             f"{namespace} because it is being terminated",
-            errors.StatusDetails(kind=info.plural, group=info.group),
+            errors.StatusDetails(
+                name=name,
+                kind=info.plural,
+                group=info.group,
+                causes=[
+                    errors.Cause(
+                        "NamespaceTerminating",
+                        f"namespace {namespace} is being terminated",
+                        "metadata.namespace",
+                    )
+                ],
+            ),
         )
 
 

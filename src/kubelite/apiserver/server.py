@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,22 @@ import uvicorn
 
 from kubelite import pki
 from kubelite.api import errors
+from kubelite.apiserver import metrics
+from kubelite.apiserver.admission import default_storage_class, default_toleration_seconds_hook
 from kubelite.apiserver.allocators import ServiceAllocator
 from kubelite.apiserver.app import App
 from kubelite.apiserver.context import ServerContext
 from kubelite.apiserver.crds import CRDRegistry
 from kubelite.apiserver.discovery import Discovery
+from kubelite.apiserver.eviction import eviction_check
+from kubelite.apiserver.nodemetrics import AgentMetrics
+from kubelite.apiserver.nodeproxy import NodeProxy
 from kubelite.apiserver.objects import ObjectStore
 from kubelite.apiserver.openapi import OpenAPIV3
 from kubelite.apiserver.rest import create_object
+from kubelite.apiserver.spdyupgrade import UpgradingHttpProtocol
 from kubelite.apiserver.writes import WriteOptions
-from kubelite.registry.resources import builtin_index
+from kubelite.registry.resources import METRICS, builtin_index
 from kubelite.store import open_store
 from kubelite.store.types import Store
 
@@ -42,6 +49,8 @@ class ServerConfig:
     datastore: str = ""
     service_cidr: str = "10.96.0.0/12"
     advertise_hosts: list[str] = field(default_factory=list)
+    # DefaultTolerationSeconds admission: not-ready/unreachable NoExecute tolerations
+    default_toleration_seconds: int = 300
 
     @property
     def datastore_url(self) -> str:
@@ -80,7 +89,15 @@ async def build_context(
     ctx.extra["create_hooks"] = {
         ("", "Service"): allocator.on_create,
         ("apiextensions.k8s.io", "CustomResourceDefinition"): _crd_finalizer,
+        ("", "Pod"): default_toleration_seconds_hook(cfg.default_toleration_seconds),
+        ("", "PersistentVolumeClaim"): default_storage_class,
     }
+    ctx.extra["eviction_check"] = eviction_check
+    ctx.extra["virtual_handlers"] = metrics.handlers()
+    ctx.node_proxy = NodeProxy(ctx)  # logs/exec/attach/port-forward to the node agents
+    ctx.extra["node_metrics_provider"] = AgentMetrics(ctx, ctx.node_proxy)
+    for r in METRICS:
+        index.add(r)
     await crds.start()
     await bootstrap(ctx, cfg)
     return ctx, crds
@@ -176,12 +193,13 @@ async def serve(
     await store.start()
     try:
         ctx, crds = await build_context(store, cfg, {creds.admin_token: "admin"})
+        tune_gc()
         config = uvicorn.Config(
             App(ctx),
             host=cfg.bind,
             port=cfg.port,
             loop="none",
-            http="httptools",
+            http=UpgradingHttpProtocol,  # httptools, one write per response, + SPDY port-forward
             ws="websockets-sansio",
             lifespan="off",
             log_level="warning",
@@ -192,9 +210,10 @@ async def serve(
             ssl_keyfile=str(creds.serving_key),
             ssl_cert_reqs=ssl.CERT_NONE,
             timeout_keep_alive=120,
+            timeout_graceful_shutdown=3,
             backlog=2048,
         )
-        server = uvicorn.Server(config)
+        server = _GracefulServer(config)
         running = RunningServer(ctx, store, crds, server)
         waiter = asyncio.create_task(_announce(running, on_ready))
         try:
@@ -206,6 +225,38 @@ async def serve(
                 await stop()
     finally:
         await store.close()
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for an API server.
+
+    Requests allocate many short-lived dicts and lists (decoded objects) that reference
+    counting frees; with CPython's default thresholds (700, 10, 10) the collector still runs
+    every few hundred allocations and regularly rescans every long-lived object (the
+    OpenAPI schemas alone are ~100k).  Decoding a 10,000-pod LIST spent most of its time in
+    the collector.  The objects built at start-up are frozen (never scanned again) and
+    collections are made rarer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which kills the process
+    before ``serve`` closes the controllers and the store (and exits with -15). kube-apiserver
+    finishes its shutdown and exits 0; so does this server: the signal is consumed."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 async def _announce(

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -24,10 +25,14 @@ from kubelite.apiserver.negotiation import object_representation
 from kubelite.apiserver.objects import event_object
 from kubelite.apiserver.rest import Target, converter, list_filter
 from kubelite.apiserver.tableconv import partial_metadata
-from kubelite.store.types import Event, StoreClosed, WatcherOverflow
+from kubelite.store.types import Event, StoreClosed, Watcher, WatcherOverflow
 
 Obj = dict[str, Any]
 BOOKMARK_INTERVAL = 30.0
+# pacing of busy watch streams: about one fan-out round (the cost of one write to every
+# stream, ~40 us each), between 2 and 50 ms
+PACING_PER_STREAM = 40e-6
+PACING_RANGE = (0.002, 0.05)
 DEFAULT_TIMEOUT_RANGE = (1800, 3600)  # kube-apiserver's --min-request-timeout, randomised
 
 
@@ -152,54 +157,155 @@ async def _run(
         except ValueError:
             await _send_error(send, errors.BadRequest(f'invalid resourceVersion "{rv_raw}"'))
             return
-    plain = enc.rep == "" and match is None
-    cache = _cache(ctx)
-    last = start
     try:
-        stream = ctx.objects.watch_events(t.info, t.namespace, start)
-        it = stream.__aiter__()
-        nxt: asyncio.Future[list[Event]] | None = None
-        try:
-            while not disconnect.done():
-                if nxt is None:
-                    nxt = asyncio.ensure_future(it.__anext__())
-                waiting: set[asyncio.Future[Any]] = {nxt, disconnect}
-                done, _ = await asyncio.wait(
-                    waiting, timeout=BOOKMARK_INTERVAL, return_when=asyncio.FIRST_COMPLETED
-                )
-                if nxt not in done:
-                    if disconnect.done():
-                        return
-                    if bookmarks:
-                        await stream_chunk(send, _bookmark(t, max(last, ctx.objects.revision)))
-                    continue
-                try:
-                    batch = nxt.result()
-                except StopAsyncIteration:
-                    return
-                nxt = None
-                out: list[bytes] = []
-                for ev in batch:
-                    typ, obj, prev, line = cache.get(ev)
-                    last = ev.revision
-                    if plain:
-                        out.append(line)
-                        continue
-                    kind = _classify(typ, obj, prev, match)
-                    if kind:
-                        out.append(enc.line(kind, obj))
-                if out:
-                    await stream_chunk(send, b"".join(out))
-        finally:
-            if nxt is not None:
-                nxt.cancel()
-                await asyncio.gather(nxt, return_exceptions=True)
-            with contextlib.suppress(RuntimeError):
-                await stream.aclose()
+        watcher = ctx.objects.open_watch(t.info, t.namespace, start)
     except errors.Gone as e:
         await _send_error(send, e)
+        return
+    disconnect.add_done_callback(lambda _: watcher.close())
+    ticker = _Bookmarks(watcher) if bookmarks else None
+    try:
+        await _stream(ctx, send, t, match, enc, watcher, start, ticker)
     except (WatcherOverflow, StoreClosed):
         return
+    finally:
+        watcher.close()
+        if ticker is not None:
+            ticker.cancel()
+
+
+async def _stream(
+    ctx: ServerContext,
+    send: Send,
+    t: Target,
+    match: Any,
+    enc: _Encoder,
+    watcher: Watcher,
+    last: int,
+    ticker: _Bookmarks | None,
+) -> None:
+    """Write batches as they come; a stream that wrote less than a pacing interval ago waits
+    for the next shared tick first, so bursts reach each watcher in one write."""
+    pacer = _pacer(ctx)
+    with pacer.stream():
+        await _pump(ctx, send, t, match, enc, watcher, last, ticker, pacer)
+
+
+async def _pump(
+    ctx: ServerContext,
+    send: Send,
+    t: Target,
+    match: Any,
+    enc: _Encoder,
+    watcher: Watcher,
+    last: int,
+    ticker: _Bookmarks | None,
+    pacer: Pacer,
+) -> None:
+    plain = enc.rep == "" and match is None
+    cache = _cache(ctx)
+    loop = asyncio.get_running_loop()
+    quiet_after = 0.0
+    while True:
+        try:
+            batch = await watcher.next_batch()
+            if batch and loop.time() < quiet_after:
+                await pacer.wait()
+                if watcher.pending():
+                    batch = batch + await watcher.next_batch()
+        except StopAsyncIteration:
+            return
+        if not batch:  # poked by the bookmark ticker
+            if ticker is not None and ticker.idle():
+                await stream_chunk(send, _bookmark(t, max(last, ctx.objects.revision)))
+            continue
+        quiet_after = loop.time() + pacer.interval
+        out: list[bytes] = []
+        for ev in batch:
+            typ, obj, prev, line = cache.get(ev)
+            last = ev.revision
+            if plain:
+                out.append(line)
+                continue
+            kind = _classify(typ, obj, prev, match)
+            if kind:
+                out.append(enc.line(kind, obj))
+        if out:
+            await stream_chunk(send, b"".join(out))
+            if ticker is not None:
+                ticker.sent = True
+
+
+class _Bookmarks:
+    """Pokes a watcher every BOOKMARK_INTERVAL; a bookmark goes out when nothing else did."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        self.sent = False
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(BOOKMARK_INTERVAL, self._fire)
+
+    def _fire(self) -> None:
+        self.watcher.poke()
+        self._handle = self._loop.call_later(BOOKMARK_INTERVAL, self._fire)
+
+    def idle(self) -> bool:
+        """True when no event went out since the last poke (and resets that)."""
+        idle = not self.sent
+        self.sent = False
+        return idle
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
+class Pacer:
+    """A shared tick for watch streams that wrote recently: events arriving meanwhile reach
+    each watcher in one write (one TLS record, one socket write and one wakeup per watcher per
+    tick instead of per event; those dominate the cost of fan-out).  A stream that has been
+    quiet for an interval writes at once.  The interval follows the number of open streams
+    (about the time one round of writes to all of them takes), so a few watchers get their
+    events within milliseconds and a thousand share the loop fairly."""
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def interval(self) -> float:
+        low, high = PACING_RANGE
+        return min(high, max(low, self.streams * PACING_PER_STREAM))
+
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        """Count one open stream while the block runs."""
+        self.streams += 1
+        try:
+            yield
+        finally:
+            self.streams -= 1
+
+    def wait(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        if not self._waiters:
+            loop.call_later(self.interval, self._fire)
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(fut)
+        return fut
+
+    def _fire(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+
+def _pacer(ctx: ServerContext) -> Pacer:
+    p = ctx.extra.get("watch_pacer")
+    if p is None:
+        p = ctx.extra["watch_pacer"] = Pacer()
+    assert isinstance(p, Pacer)
+    return p
 
 
 def _bookmark(t: Target, rev: int) -> bytes:

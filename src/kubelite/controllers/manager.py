@@ -48,6 +48,24 @@ class ControllerContext:
 FACTORIES: dict[str, str] = {
     "garbage-collector": "kubelite.controllers.garbagecollector:new",
     "namespace": "kubelite.controllers.namespace:new",
+    "serviceaccount": "kubelite.controllers.serviceaccount:new",
+    "endpoints": "kubelite.controllers.endpoints:new",
+    "endpointslice": "kubelite.controllers.endpointslice:new",
+    "disruption": "kubelite.controllers.disruption:new",
+    "statefulset": "kubelite.controllers.statefulset:new",
+    "daemonset": "kubelite.controllers.daemonset:new",
+    "deployment": "kubelite.controllers.deployment:new",
+    "replicaset": "kubelite.controllers.replicaset:new",
+    "replicationcontroller": "kubelite.controllers.replicaset:new_rc",
+    "job": "kubelite.controllers.job:new",
+    "node-lifecycle": "kubelite.controllers.nodelifecycle:new",
+    "taint-eviction-controller": "kubelite.controllers.tainteviction:new",
+    "cronjob": "kubelite.controllers.cronjob:new",
+    "ttl-after-finished": "kubelite.controllers.ttlafterfinished:new",
+    "pod-garbage-collector": "kubelite.controllers.podgc:new",
+    "persistentvolume-binder": "kubelite.controllers.volume:new",
+    "local-path-provisioner": "kubelite.controllers.localpath:new",
+    "horizontal-pod-autoscaler": "kubelite.controllers.hpa:new",
     # -- more controllers above this line --
 }
 
@@ -99,6 +117,13 @@ def controller_options(args: Any) -> dict[str, Any]:
     return {
         "node_monitor_grace_period": float(getattr(args, "node_monitor_grace_period", 40.0)),
         "default_toleration_seconds": int(getattr(args, "default_toleration_seconds", 300)),
+        "data_dir": str(getattr(args, "data_dir", None) or ""),
+        "horizontal_pod_autoscaler_sync_period": float(
+            getattr(args, "horizontal_pod_autoscaler_sync_period", 15.0)
+        ),
+        "job_backoff_base": float(getattr(args, "job_backoff_base", 10.0)),
+        "terminated_pod_gc_threshold": int(getattr(args, "terminated_pod_gc_threshold", 12500)),
+        "cronjob_clock_scale": float(getattr(args, "cronjob_clock_scale", 1.0)),
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from kubelite.registry.defaulting import core, other, pods, workloads
 from kubelite.registry.defaulting.core import normalize_secret
+from kubelite.registry.quantities import canonicalize_quantities
 
 __all__ = ["apply_defaults", "normalize_secret"]
 
@@ -58,7 +59,9 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
 
 
 def apply_defaults(group: str, version: str, kind: str, obj: dict[str, Any]) -> None:
-    """Fill in the defaults Kubernetes 1.32 sets for ``group/version, Kind=kind`` (in place)."""
+    """Fill in the defaults Kubernetes 1.32 sets for ``group/version, Kind=kind`` (in place);
+    resource quantities are rewritten in their canonical form first."""
+    canonicalize_quantities(group, version, kind, obj)
     if group == "autoscaling" and kind == "HorizontalPodAutoscaler":
         other.default_hpa(obj, version)
         return

@@ -6,6 +6,7 @@ kube-apiserver advertises in discovery.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -52,7 +53,7 @@ class ResourceInfo:
     def list_kind(self) -> str:
         return self.kind + "List"
 
-    @property
+    @functools.cached_property
     def has_status(self) -> bool:
         return any(s.name == "status" for s in self.subresources)
 
@@ -383,6 +384,22 @@ OTHER = (
     _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", namespaced=False, short=("pc",)),
     _r("coordination.k8s.io", "v1", "Lease", "leases"),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+)
+
+# The resource metrics API: an aggregated API in Kubernetes (metrics-server), so not part
+# of the built-in table (no built-in OpenAPI schema); the API server adds these to its
+# index at start and serves them from kubelite.apiserver.metrics.
+METRICS: tuple[ResourceInfo, ...] = (
+    _r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", verbs=("get", "list"), persisted=False),
+    _r(
+        "metrics.k8s.io",
+        "v1beta1",
+        "NodeMetrics",
+        "nodes",
+        namespaced=False,
+        verbs=("get", "list"),
+        persisted=False,
+    ),
 )
 
 # Group order as a real kube-apiserver lists them in /apis.

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import secrets
 import string
-import uuid
 from typing import Any
 
+from kubelite.api.uid import new_uid
 from kubelite.registry.resources import ResourceInfo
 
 Obj = dict[str, Any]
@@ -50,7 +50,7 @@ def prepare_create(info: ResourceInfo, obj: Obj, now: str) -> None:
         meta.pop(k, None)
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = generate_name(str(meta["generateName"]))
-    meta["uid"] = str(uuid.uuid4())
+    meta["uid"] = new_uid()
     meta["creationTimestamp"] = now
     meta["generation"] = 1
     if info.has_status and info.kind not in _KEEP_STATUS_ON_CREATE:

@@ -16,11 +16,15 @@ replays.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kubelite.store.types import Event, StoreClosed, StoreError, WatcherOverflow
+
+logger = logging.getLogger(__name__)
+Listener = Callable[[list[Event]], None]
 
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_REPLAY_CHUNK = 1_000
@@ -53,7 +57,8 @@ class HubWatcher:
         self._replay_until = replay_until  # history to read from the log first
         self._pending: deque[list[Event]] = deque()
         self._pending_count = 0
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while the consumer sleeps
+        self._poked = False
         self._error: StoreError | None = None
         self._closed = False
 
@@ -72,6 +77,16 @@ class HubWatcher:
 
     async def __anext__(self) -> list[Event]:
         while True:
+            batch = await self.next_batch()
+            if batch:
+                return batch
+
+    async def next_batch(self) -> list[Event]:
+        """The next non-empty batch, or an empty one when :meth:`poke` woke the consumer.
+
+        Raises StopAsyncIteration once closed, the watcher's error once failed.
+        """
+        while True:
             self._raise_if_done()
             if self._position < self._replay_until:
                 replayed = await self._replay_chunk()
@@ -81,8 +96,28 @@ class HubWatcher:
             live = self._take_pending()
             if live:
                 return live
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            if self._poked:
+                self._poked = False
+                return []
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def pending(self) -> bool:
+        """True when :meth:`next_batch` would return without waiting."""
+        return bool(self._pending) or self._poked or self.closed or self._position < self._replay_until
+
+    def poke(self) -> None:
+        """Wake the consumer: :meth:`next_batch` returns an empty batch if nothing is queued."""
+        self._poked = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _replay_chunk(self) -> list[Event]:
         limit = self._hub.replay_chunk
@@ -118,7 +153,7 @@ class HubWatcher:
             return
         self._pending.append(events)
         self._pending_count += len(events)
-        self._wakeup.set()
+        self._wake()
 
     def _fail(self, error: StoreError) -> None:
         if not self.closed:
@@ -129,7 +164,7 @@ class HubWatcher:
         self._pending.clear()
         self._pending_count = 0
         self._hub._remove(self)
-        self._wakeup.set()
+        self._wake()
 
 
 class FanoutHub:
@@ -152,6 +187,8 @@ class FanoutHub:
         self.replay_chunk = replay_chunk
         self._revision = revision
         self._by_prefix: dict[str, dict[HubWatcher, None]] = {}
+        self._listeners: dict[int, tuple[str, Listener]] = {}
+        self._next_listener = 0
         self._closed = False
 
     @property
@@ -177,11 +214,31 @@ class FanoutHub:
         self._by_prefix.setdefault(prefix, {})[watcher] = None
         return watcher
 
+    def listen(self, prefix: str, callback: Listener) -> Callable[[], None]:
+        """Call ``callback(events)`` synchronously with every published batch's events under
+        ``prefix`` (for caches that must be exactly as fresh as reads).  Returns the
+        function that stops it.  A callback must be quick and must not raise."""
+        token = self._next_listener
+        self._next_listener += 1
+        self._listeners[token] = (prefix, callback)
+
+        def stop() -> None:
+            self._listeners.pop(token, None)
+
+        return stop
+
     def publish(self, events: Sequence[Event]) -> None:
-        """Hand one committed batch (in revision order) to the matching watchers."""
+        """Hand one committed batch (in revision order) to the listeners and matching watchers."""
         if not events:
             return
         self._revision = events[-1].revision
+        for prefix, callback in list(self._listeners.values()):
+            matching = filter_prefix(events, prefix)
+            if matching:
+                try:
+                    callback(matching)
+                except Exception:  # a broken listener must not stop the fan-out
+                    logger.exception("store listener failed prefix=%s", prefix)
         for prefix, watchers in list(self._by_prefix.items()):
             matching = filter_prefix(events, prefix)
             if matching:

@@ -446,6 +446,13 @@ class SqliteStore:
             raise CompactedError(from_revision, self._compact_revision)
         return self._hub.watch(prefix, from_revision)
 
+    def listen(self, prefix: str, callback: Callable[[_Events], None]) -> Callable[[], None]:
+        """``callback(events)`` with each committed batch's events under ``prefix``, on the
+        loop, before any reader can see the revision (see FanoutHub.listen)."""
+        if self._closed or self._hub is None:
+            raise StoreClosed("store is closed")
+        return self._hub.listen(prefix, callback)
+
     async def compact(self, revision: int) -> int:
         """Drop history superseded at or before ``revision`` (in chunks, between writes).
 

@@ -144,8 +144,15 @@ class LogReader:
             self.conn.execute("COMMIT")
 
     def get(self, key: str, revision: int) -> KeyValue | None:
-        with self._snapshot(revision) as conn:
-            row = conn.execute(_GET_AT, (key, revision)).fetchone()
+        """The key at ``revision``, in one statement (its own snapshot).
+
+        Unlike the other reads this does not re-check the stored compact revision: the
+        caller checked ``revision`` against the in-memory compact revision on the same
+        thread just before, and that is raised before any compaction starts.  Compaction
+        only removes rows superseded at or below it, so the row live at ``revision`` stays
+        (and a tombstone goes in the same statement as the row it deleted).
+        """
+        row = self.conn.execute(_GET_AT, (key, revision)).fetchone()
         if row is None or row[1]:
             return None
         return KeyValue(key, row[3], row[2], row[0])

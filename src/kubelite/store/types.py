@@ -9,7 +9,7 @@ with :class:`WatcherOverflow` and must re-list.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,7 +101,21 @@ class Watcher(Protocol):
 
     def __aiter__(self) -> AsyncIterator[list[Event]]: ...
 
+    async def next_batch(self) -> list[Event]:
+        """The next batch; an empty one when ``poke()`` woke the consumer (e.g. for a bookmark).
+        Raises StopAsyncIteration once closed."""
+        ...
+
+    def pending(self) -> bool:
+        """True when ``next_batch()`` would return without waiting."""
+        ...
+
+    def poke(self) -> None: ...
+
     def close(self) -> None: ...
+
+
+_Events = list[Event]  # Store has a method named ``list``
 
 
 class Store(Protocol):
@@ -156,4 +170,10 @@ class Store(Protocol):
 
     async def compact(self, revision: int) -> int:
         """Drop history superseded at or before ``revision``; returns the compact revision."""
+        ...
+
+    def listen(self, prefix: str, callback: Callable[[_Events], None]) -> Callable[[], None]:
+        """Call ``callback(events)`` synchronously with every committed batch's events under
+        ``prefix``, before the revision is visible to readers; returns the unsubscribe
+        function.  For caches that must be exactly as fresh as a read."""
         ...

@@ -197,8 +197,9 @@ class RegistryAuth:
 
 
 class ImageService(Protocol):
-    async def pull(self, ref: str, auth: dict[str, RegistryAuth] | None = None,
-                   policy: str = "IfNotPresent") -> PulledImage:
+    async def pull(
+        self, ref: str, auth: dict[str, RegistryAuth] | None = None, policy: str = "IfNotPresent"
+    ) -> PulledImage:
         """Resolve and (per policy: Always | IfNotPresent | Never) pull ``ref``; raises
         ImagePullError (with a user-facing message) or ErrImageNeverPull."""
         ...

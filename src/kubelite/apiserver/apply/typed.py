@@ -122,15 +122,22 @@ class Shape:
         return isinstance(props, dict) and key in props
 
     def child(self, key: str) -> Shape:
-        """Shape of the value under ``key`` of a struct or map."""
-        if self.node is None:
+        """Shape of the value under ``key`` of a struct or map (memoised per schema node)."""
+        node = self.node
+        if node is None:
             return UNKNOWN
-        props = self.node.get("properties")
-        if isinstance(props, dict) and key in props:
-            raw = props[key]
-        else:
-            raw = self.node.get("additionalProperties")
-        return shape_of(raw if isinstance(raw, dict) else None)
+        hit = _CHILDREN.get((id(node), key))
+        if hit is not None and hit[0] is node:
+            return hit[1]
+        props = node.get("properties")
+        raw = props.get(key) if isinstance(props, dict) else None
+        if raw is None:
+            raw = node.get("additionalProperties")
+        shape = shape_of(raw if isinstance(raw, dict) else None)
+        if len(_CHILDREN) >= _MAX_SHAPES:
+            _CHILDREN.clear()
+        _CHILDREN[(id(node), key)] = (node, shape)
+        return shape
 
     def item(self) -> Shape:
         """Shape of the items of a list."""
@@ -151,6 +158,9 @@ class Shape:
 
 
 UNKNOWN = Shape("unknown")
+_MAX_SHAPES = 50_000
+# memo of Shape.child: (id(node), key) -> (node, shape); the node is kept so its id stays unique
+_CHILDREN: dict[tuple[int, str], tuple[Schema, Shape]] = {}
 _SCALAR = Shape("scalar")
 _UNKNOWN_MAP = Shape("map")
 _UNKNOWN_LIST = Shape("list", atomic=True)
@@ -170,8 +180,27 @@ def _types(node: Schema) -> set[str]:
     return set()
 
 
+_SHAPES: dict[int, tuple[Schema, Shape]] = {}
+
+
 def shape_of(raw: Schema | None) -> Shape:
-    """The shape of an *unresolved* property schema (extensions may sit beside ``$ref``)."""
+    """The shape of an *unresolved* property schema (extensions may sit beside ``$ref``).
+
+    Memoised by schema node (the node is kept alive with its shape, so its id stays unique).
+    """
+    if raw is None:
+        return UNKNOWN
+    hit = _SHAPES.get(id(raw))
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    shape = _shape_of(raw)
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()
+    _SHAPES[id(raw)] = (raw, shape)
+    return shape
+
+
+def _shape_of(raw: Schema | None) -> Shape:
     node = resolve(raw) if raw is not None else None
     if raw is None or node is None:
         return UNKNOWN
@@ -314,10 +343,37 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any], schema: Schema | No
     the cost is proportional to what changed.  ``metadata.managedFields`` is ignored.
     """
     c = Comparison(FieldSet(), FieldSet(), FieldSet())
-    lhs = _without_managed_fields(old if old is not None else {})
     rhs = _without_managed_fields(new)
-    _compare(lhs, rhs, root_shape(schema), (), c)
+    if old is None:  # a create: one walk of the new object (same result as comparing with {})
+        _compare_absent(None, rhs, root_shape(schema), (), c)
+        return c
+    _compare(_without_managed_fields(old), rhs, root_shape(schema), (), c)
     return c
+
+
+def _compare_absent(lhs: Any, rhs: Any, shape: Shape, path: Path, c: Comparison) -> None:
+    """:func:`_compare` specialised to a left side that is MISSING or None (a create).
+
+    Below an absent node everything is added; an implicit field (``_IMPLICIT``) of a present
+    parent counts as None, so it is "modified" when it is a leaf and is itself not added.
+    """
+    if lhs is None and rhs is None:
+        return
+    shape = shape.effective(rhs)
+    if _empty(rhs) or _is_leaf(shape, lhs) or _is_leaf(shape, rhs):
+        (c.added if lhs is MISSING else c.modified).insert(path)
+        return
+    if shape.kind == "list":
+        item_shape = shape.item()
+        for pe, item in index_items(shape, rhs).items():
+            _compare_absent(MISSING, item, item_shape, (*path, pe), c)
+    else:
+        implicit = shape.implicit if lhs is not MISSING else ()
+        for key, value in rhs.items():
+            lv = None if key in implicit else MISSING
+            _compare_absent(lv, value, shape.child(key), (*path, field_pe(key)), c)
+    if path and lhs is MISSING:
+        c.added.insert(path)
 
 
 def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,9 @@ def pull_policy_for(image: str) -> str:
 
 
 def default_pod_spec(spec: Obj) -> None:
+    # Pod-level ``resources`` (PodLevelResources) is alpha in 1.32 and off by default:
+    # kube-apiserver's dropDisabledPodFields removes it from pods and templates.
+    spec.pop("resources", None)
     if not spec.get("dnsPolicy"):
         spec["dnsPolicy"] = "ClusterFirst"
     if not spec.get("restartPolicy"):

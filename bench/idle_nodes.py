@@ -1,0 +1,136 @@
+"""Control-plane CPU at rest with thousands of simulated nodes heartbeating.
+
+Usage:
+  python bench/idle_nodes.py [--nodes 5000] [--heartbeat 10] [--warmup 15] [--seconds 60] [--split]
+
+Default: one ``kubelite up --no-agent --simulated-nodes N`` process (API server,
+controllers, scheduler and the simulator together, as users run it; no real node agent);
+the CPU reported is the whole process.  With
+``--split`` the simulator runs as a separate ``kubelite simulate`` process against
+``kubelite up`` and the two are reported separately (``control_plane_cpu_pct`` is then
+the API server + controllers alone).  CPU is user+system time of the process over the
+measured window, in percent of one core; ``writes_per_s`` is the store's revision rate over
+the window (should be ~nodes/heartbeat: a starved process renews less and looks cheaper).
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from common import Server, machine, start_server
+
+PROGRESS_EVERY = 2.0
+
+
+def cpu_seconds(pid: int) -> float:
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_simulator(srv: Server, nodes: int, heartbeat: float) -> tuple[subprocess.Popen[str], float]:
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubelite.cli",
+            "simulate",
+            "--kubeconfig",
+            str(srv.data_dir / "kubeconfig.yaml"),
+            "--nodes",
+            str(nodes),
+            "--simulated-heartbeat",
+            str(heartbeat),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ready = threading.Event()
+    out: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if "ready" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(600) or proc.poll() is not None:
+        raise RuntimeError("simulator did not start:\n" + "".join(out))
+    return proc, time.monotonic() - t0
+
+
+def revision(srv: Server) -> int:
+    """The store's current revision (every write bumps it): from a one-item list."""
+    import httpx
+
+    with httpx.Client(verify=srv.ca, headers={"Authorization": f"Bearer {srv.token}"}) as c:
+        r = c.get(f"{srv.url}/api/v1/namespaces", params={"limit": "1"})
+        return int(r.json()["metadata"]["resourceVersion"])
+
+
+def measure(srv: Server, pids: dict[str, int], seconds: float) -> dict[str, float]:
+    """CPU % of one core per process, and API writes per second (to show the
+    heartbeats kept up: 5,000 nodes every 10 s is 500 Lease writes/s)."""
+    rev0 = revision(srv)
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    took = time.monotonic() - t0
+    out = {k: round(100 * (cpu_seconds(p) - before[k]) / took, 1) for k, p in pids.items()}
+    out["writes_per_s"] = round((revision(srv) - rev0) / took, 1)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=5000)
+    ap.add_argument("--heartbeat", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=15.0, help="seconds after registration before measuring")
+    ap.add_argument("--seconds", type=float, default=60.0, help="measured window")
+    ap.add_argument("--split", action="store_true", help="run the simulator as its own process")
+    args = ap.parse_args()
+
+    result: dict[str, Any] = {"bench": "idle_nodes", "nodes": args.nodes, "heartbeat_s": args.heartbeat}
+    sim: subprocess.Popen[str] | None = None
+    if args.split:
+        srv = start_server(None, "--no-agent")
+        sim, reg = start_simulator(srv, args.nodes, args.heartbeat)
+        pids = {"control_plane_cpu_pct": srv.proc.pid, "simulator_cpu_pct": sim.pid}
+    else:
+        sim_args = ["--simulated-nodes", str(args.nodes), "--simulated-heartbeat", str(args.heartbeat)]
+        srv = start_server(None, "--no-agent", *sim_args)
+        reg = srv.ready_after
+        pids = {"process_cpu_pct": srv.proc.pid}
+    result["mode"] = "split" if args.split else "all-in-one"
+    result["ready_with_nodes_s"] = round(reg, 2)
+    try:
+        time.sleep(args.warmup)
+        result.update(measure(srv, pids, args.seconds))
+        result["measured_s"] = args.seconds
+        result["rss_mb"] = round(srv.rss_mb(), 1)
+    finally:
+        if sim is not None:
+            sim.terminate()
+            sim.wait(30)
+        srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
+    print(json.dumps({**result, **machine()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,461 @@
+"""The node agent (kubelet): registers its Node, heartbeats, and runs the pods bound to it.
+
+* Registration: the Node with real capacity/allocatable, addresses, labels, conditions and
+  nodeInfo (:mod:`kubelite.agent.nodeinfo`); an existing Node keeps its spec and gets fresh
+  labels and status.  The Lease in ``kube-node-lease`` is renewed every 10 s; the node status is
+  written every 60 s, or at once when a condition changes.
+* Pods: one informer with ``fieldSelector=spec.nodeName=<node>``; one
+  :class:`~kubelite.agent.podworker.PodWorker` per pod UID.
+* Adoption: at start the runtime's sandboxes are matched to pods by UID; sandboxes of pods that no
+  longer exist are removed with their containers and volumes (no orphans), the others are picked
+  up by their workers (no duplicates: container ids are deterministic per attempt).
+* Housekeeping: node-pressure eviction (memory.available < 100Mi, nodefs.available < 10%: the
+  BestEffort pods first, then Burstable, then Guaranteed; one per round, reason ``Evicted``) and
+  image garbage collection by disk usage through the image service.
+* Runtime: rootful ``runc`` as root, rootless ``runc`` otherwise (its limitations go to the ready
+  line and to the pods' events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kubelite.agent import containerspec, nodeinfo
+from kubelite.agent.env import Sources
+from kubelite.agent.images.backoff import PullBackOff
+from kubelite.agent.images.service import LocalImageService, auth_from_pull_secrets
+from kubelite.agent.podworker import ImageSource, PodWorker
+from kubelite.agent.runtime.base import RegistryAuth, Runtime, Sandbox
+from kubelite.agent.streams.server import StreamServer
+from kubelite.agent.volumes import PodVolumes
+from kubelite.api import errors
+from kubelite.api.podhealth import now_rfc3339
+from kubelite.client.base import Client, Resource
+from kubelite.machinery.events import EventRecorder
+from kubelite.machinery.informer import Informer
+
+log = logging.getLogger("kubelite.agent")
+Obj = dict[str, Any]
+PODS = Resource("", "v1", "pods")
+NODES = Resource("", "v1", "nodes", namespaced=False)
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
+CONFIGMAPS = Resource("", "v1", "configmaps")
+SECRETS = Resource("", "v1", "secrets")
+SERVICES = Resource("", "v1", "services")
+PVCS = Resource("", "v1", "persistentvolumeclaims")
+PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_DURATION = 40
+HEARTBEAT = 10.0
+STATUS_PERIOD = 60.0
+HOUSEKEEPING = 10.0
+IMAGE_GC_PERIOD = 300.0
+
+
+def now_micro() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def runc_works(runc: str = "runc") -> bool:
+    path = shutil.which(runc)
+    if path is None:
+        return False
+    try:
+        return subprocess.run([path, "--version"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose_runtime(root: Path) -> Runtime:
+    """Rootful runc as root, rootless runc otherwise."""
+    if os.geteuid() == 0:
+        from kubelite.agent.runtime.runc import RuncRuntime
+
+        return RuncRuntime(root)
+    from kubelite.agent.runtime.rootless import RootlessRuncRuntime
+
+    return RootlessRuncRuntime(root)
+
+
+class Agent:
+    """The node agent component (``start``/``stop``) and the context its pod workers use."""
+
+    def __init__(
+        self,
+        client: Client,
+        data_dir: Path,
+        node_name: str,
+        runtime: Runtime,
+        images: LocalImageService,
+        *,
+        crash_backoff: tuple[float, float] = (10.0, 300.0),
+        heartbeat: float = HEARTBEAT,
+        agent_port: int | None = None,
+    ) -> None:
+        self.client = client
+        self.data_dir = data_dir
+        self.node_name = node_name
+        self.runtime = runtime
+        self.images: ImageSource = images
+        self.image_service = images
+        self.pods_dir = data_dir / "pods"
+        self.pods_dir.mkdir(parents=True, exist_ok=True)
+        self.volumes = PodVolumes(self.pods_dir, self)
+        self.sources: Sources = self
+        self.recorder = EventRecorder(client, "kubelet", node_name)
+        self.pull_backoff = PullBackOff()
+        self.crash_backoff = crash_backoff
+        self.heartbeat = heartbeat
+        self.host_ip = nodeinfo.primary_ip()
+        self.readings = nodeinfo.read(data_dir)
+        self.memory_capacity = self.readings.mem_total
+        self.allocatable = nodeinfo.allocatable(self.readings)
+        limitations: tuple[str, ...] = getattr(runtime, "limitations", ())
+        self.runtime_note = "; ".join(limitations)
+        self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
+        self.informer.add_indexer("uid", lambda p: [str((p.get("metadata") or {}).get("uid", ""))])
+        self.informer.add_handler(self._on_pod)
+        # the kubelet's :10250 (logs, exec, attach, port-forward, stats) - kubelite.agent.streams
+        self.streams = StreamServer(self, data_dir, agent_port, hosts=[self.host_ip])
+        self.workers: dict[str, PodWorker] = {}
+        self.adopted: dict[str, Sandbox] = {}
+        self.node_uid = ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._conditions_key: tuple[bool, bool, bool] | None = None
+        self._status_now = asyncio.Event()
+        self._started = False
+
+    @property
+    def summary(self) -> str:
+        """What ``kubelite up`` adds to its ready line."""
+        extra = " (no cgroup limits, host network)" if self.runtime.name != "runc" else ""
+        return f" runtime={self.runtime.name}{extra} node={self.node_name}"
+
+    # ------------------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        await self.streams.start()
+        await self.register()
+        await self._renew_lease()
+        for sb in await self.runtime.list_sandboxes():
+            self.adopted[sb.config.pod_uid] = sb
+        self.informer.start()
+        await self.informer.wait_synced(60)
+        await self._remove_orphans()
+        self._started = True
+        for pod in self.informer.list():
+            self._ensure_worker(str(pod["metadata"]["uid"]))
+        self._tasks = [
+            asyncio.create_task(self._lease_loop(), name="agent-lease"),
+            asyncio.create_task(self._status_loop(), name="agent-node-status"),
+            asyncio.create_task(self._housekeeping_loop(), name="agent-housekeeping"),
+        ]
+        log.info("agent ready node=%s runtime=%s ip=%s", self.node_name, self.runtime.name, self.host_ip)
+
+    async def stop(self) -> None:
+        """Stop watching and driving pods; containers keep running (adopted on the next start)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.informer.stop()
+        await self.streams.stop()
+        await asyncio.gather(*(w.stop() for w in list(self.workers.values())), return_exceptions=True)
+        await self._drop_empty_sandboxes()
+        self.workers.clear()
+        await self.recorder.flush()
+        with contextlib.suppress(Exception):
+            await self.image_service.aclose()
+
+    async def _drop_empty_sandboxes(self) -> None:
+        """Sandboxes with no container at all (e.g. their image never pulled) hold nothing worth
+        adopting: remove them on shutdown so a stopped agent leaves no network namespaces behind."""
+        for w in self.workers.values():
+            if w.sandbox is None:
+                continue
+            with contextlib.suppress(Exception):
+                if not await self.runtime.list_containers(w.sandbox):
+                    await self.runtime.remove_sandbox(w.sandbox)
+                    await self.volumes.teardown(w.uid)
+
+    async def _remove_orphans(self) -> None:
+        live = {str(p["metadata"]["uid"]) for p in self.informer.list()}
+        for uid, sb in list(self.adopted.items()):
+            if uid in live:
+                continue
+            log.info(
+                "removing orphaned pod sandbox uid=%s name=%s/%s", uid, sb.config.namespace, sb.config.name
+            )
+            with contextlib.suppress(Exception):
+                await self.runtime.remove_sandbox(sb)
+            await self.volumes.teardown(uid)
+            del self.adopted[uid]
+        if self.pods_dir.is_dir():
+            for d in self.pods_dir.iterdir():
+                if d.name not in live:
+                    await self.volumes.teardown(d.name)
+
+    # ------------------------------------------------------------------------- pods
+    def _on_pod(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        old_uid = str(((old or {}).get("metadata") or {}).get("uid", ""))
+        new_uid = str(((new or {}).get("metadata") or {}).get("uid", ""))
+        if old_uid and old_uid in self.workers:
+            self.workers[old_uid].kick()
+        if new_uid and self._started:
+            self._ensure_worker(new_uid).kick()
+
+    def _ensure_worker(self, uid: str) -> PodWorker:
+        worker = self.workers.get(uid)
+        if worker is None:
+            worker = PodWorker(self, uid)
+            worker.sandbox = self.adopted.pop(uid, None)
+            self.workers[uid] = worker
+            worker.start()
+        return worker
+
+    def get_pod(self, uid: str) -> Obj | None:
+        found = self.informer.by_index("uid", uid)
+        return found[0] if found else None
+
+    def worker_done(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+
+    async def pull_secrets(self, pod: Obj) -> dict[str, RegistryAuth]:
+        ns = str(pod["metadata"].get("namespace") or "default")
+        secrets = []
+        for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+            s = await self.secret(ns, str(ref.get("name")))
+            if s is not None:
+                secrets.append(s)
+        return auth_from_pull_secrets(secrets)
+
+    def container_for(self, namespace: str, pod: str, container: str) -> tuple[Runtime, str, str, str] | None:
+        """(runtime, container id, log path, previous log path) for the streams (logs/exec/attach).
+
+        ``container`` "" picks the first container.  None when the pod or container is unknown
+        here; the previous log path is "" when the container never restarted."""
+        obj = self.informer.get(f"{namespace}/{pod}")
+        if obj is None:
+            return None
+        worker = self.workers.get(str(obj["metadata"]["uid"]))
+        if worker is None:
+            return None
+        if not container:
+            ctrs = (obj.get("spec") or {}).get("containers") or []
+            container = str(ctrs[0]["name"]) if ctrs else ""
+        info = worker.container_info(container)
+        if info is None:
+            return None
+        cid, log_path, prev = info
+        return self.runtime, cid, log_path, prev
+
+    # ------------------------------------------------------------------------- sources
+    async def _get(self, res: Resource, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self.client.get(res, namespace, name)
+        except errors.NotFound:
+            return None
+
+    async def configmap(self, namespace: str, name: str) -> Obj | None:
+        return await self._get(CONFIGMAPS, namespace, name)
+
+    async def secret(self, namespace: str, name: str) -> Obj | None:
+        return await self._get(SECRETS, namespace, name)
+
+    async def services(self, namespace: str) -> list[Obj]:
+        items: list[Obj] = (await self.client.list(SERVICES, namespace)).get("items") or []
+        return items
+
+    async def pvc(self, namespace: str, name: str) -> Obj | None:
+        return await self._get(PVCS, namespace, name)
+
+    async def pv(self, name: str) -> Obj | None:
+        return await self._get(PVS, "", name)
+
+    # ------------------------------------------------------------------------- node
+    async def register(self) -> None:
+        """Create the Node (with status) or refresh the existing one's labels and status."""
+        now = now_rfc3339()
+        node = nodeinfo.node_object(self.node_name, self.host_ip, self.readings, now)
+        annotations, port = self.streams.node_fields()
+        node["metadata"]["annotations"].update(annotations)
+        node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] = port
+        try:
+            created = await self.client.create(NODES, "", node)
+            self.node_uid = str(created["metadata"].get("uid", ""))
+            if not created.get("status", {}).get("conditions"):
+                await self.update_status(force=True)
+        except errors.AlreadyExists:
+            existing = await self.client.get(NODES, "", self.node_name)
+            self.node_uid = str(existing["metadata"].get("uid", ""))
+            await self.client.patch(
+                NODES,
+                "",
+                self.node_name,
+                {"metadata": {"labels": nodeinfo.labels(self.node_name), "annotations": annotations}},
+            )
+            await self.update_status(force=True)
+        self._conditions_key = self._pressure_key()
+
+    def _pressure_key(self) -> tuple[bool, bool, bool]:
+        r = self.readings
+        return (r.memory_pressure, r.disk_pressure, r.pid_pressure)
+
+    async def update_status(self, force: bool = False) -> None:
+        now = now_rfc3339()
+        port = self.streams.port
+        status = nodeinfo.node_status(self.node_name, self.host_ip, self.readings, now, port=port)
+        try:
+            current = await self.client.get(NODES, "", self.node_name)
+        except errors.NotFound:
+            await self.register()
+            return
+        old = {c.get("type"): c for c in (current.get("status") or {}).get("conditions") or []}
+        for c in status["conditions"]:
+            prev = old.get(c["type"])
+            if prev is not None and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
+                c["lastTransitionTime"] = prev["lastTransitionTime"]
+        await self.client.patch(NODES, "", self.node_name, {"status": status}, subresource="status")
+
+    async def _renew_lease(self) -> None:
+        meta: Obj = {"name": self.node_name, "namespace": LEASE_NAMESPACE}
+        if self.node_uid:
+            meta["ownerReferences"] = [
+                {"apiVersion": "v1", "kind": "Node", "name": self.node_name, "uid": self.node_uid}
+            ]
+        spec = {
+            "holderIdentity": self.node_name,
+            "leaseDurationSeconds": LEASE_DURATION,
+            "renewTime": now_micro(),
+        }
+        try:
+            cur = await self.client.get(LEASES, LEASE_NAMESPACE, self.node_name)
+            await self.client.update(
+                LEASES, LEASE_NAMESPACE, {**cur, "spec": {**(cur.get("spec") or {}), **spec}}
+            )
+        except errors.NotFound:
+            await self.client.create(
+                LEASES,
+                LEASE_NAMESPACE,
+                {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec},
+            )
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self._renew_lease()
+            except Exception as e:
+                log.warning("lease renewal failed node=%s error=%s", self.node_name, e)
+
+    async def _status_loop(self) -> None:
+        elapsed = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_now.wait(), self.heartbeat)
+            self._status_now.clear()
+            elapsed += self.heartbeat
+            try:
+                self.readings = await asyncio.to_thread(nodeinfo.read, self.data_dir)
+                key = self._pressure_key()
+                if key != self._conditions_key or elapsed >= STATUS_PERIOD:
+                    await self.update_status()
+                    self._conditions_key = key
+                    elapsed = 0.0
+            except Exception as e:
+                log.warning("node status update failed node=%s error=%s", self.node_name, e)
+
+    # ------------------------------------------------------------------------- housekeeping
+    async def _housekeeping_loop(self) -> None:
+        since_gc = 0.0
+        while True:
+            await asyncio.sleep(HOUSEKEEPING)
+            since_gc += HOUSEKEEPING
+            try:
+                self.evict_if_pressure()
+                if since_gc >= IMAGE_GC_PERIOD:
+                    since_gc = 0.0
+                    await self.image_gc()
+            except Exception:
+                log.exception("agent housekeeping failed")
+
+    def evict_if_pressure(self) -> str | None:
+        """Evict one pod when memory or disk is under pressure; returns its name."""
+        r = self.readings
+        resource = "memory" if r.memory_pressure else ("ephemeral-storage" if r.disk_pressure else "")
+        if not resource:
+            return None
+        rank = {"BestEffort": 0, "Burstable": 1, "Guaranteed": 2}
+        candidates = []
+        for uid, w in self.workers.items():
+            pod = self.get_pod(uid)
+            if (
+                pod is None
+                or w.forced_phase is not None
+                or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            ):
+                continue
+            if (pod.get("spec") or {}).get("priorityClassName") in (
+                "system-node-critical",
+                "system-cluster-critical",
+            ):
+                continue
+            candidates.append(
+                (
+                    rank.get(containerspec.qos_class(pod), 1),
+                    -int((pod.get("spec") or {}).get("priority") or 0),
+                    uid,
+                    pod,
+                )
+            )
+        if not candidates:
+            return None
+        _rank, _prio, uid, pod = min(candidates, key=lambda t: (t[0], -t[1]))
+        message = f"The node was low on resource: {resource}. "
+        self.recorder.event(pod, "Warning", "Evicted", message)
+        self.workers[uid].evict("Evicted", message)
+        return str(pod["metadata"]["name"])
+
+    async def image_gc(self) -> list[str]:
+        keep = {img.ref for w in self.workers.values() for img in w.images.values()}
+        return await self.image_service.gc(keep)
+
+
+def _hostname() -> str:
+    return socket.gethostname().split(".")[0].lower() or "localhost"
+
+
+async def component(client: Client, args: argparse.Namespace) -> Agent | None:
+    """``kubelite up`` (when runc works, without ``--no-agent`` and without simulated nodes) and
+    ``kubelite agent``."""
+    if getattr(args, "no_agent", False):
+        return None
+    if args.command == "up" and getattr(args, "simulated_nodes", 0):
+        return None  # a simulated cluster stays simulated: no real node joins it
+    if not runc_works():
+        if args.command == "up":
+            return None
+        raise SystemExit("kubelite agent: runc is not installed or does not work (apt-get install runc)")
+    from kubelite.cli import default_data_dir
+
+    if args.command == "up":
+        data_dir = (args.data_dir or default_data_dir()).resolve() / "agent"
+    else:
+        data_dir = (getattr(args, "data_dir", None) or default_data_dir() / "agent").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    node_name = getattr(args, "node_name", None) or _hostname()
+    base = float(getattr(args, "crash_loop_backoff", None) or 10.0)
+    runtime = choose_runtime(data_dir)
+    images = LocalImageService(data_dir)
+    port = getattr(args, "agent_port", None)
+    return Agent(client, data_dir, node_name, runtime, images, crash_backoff=(base, 300.0), agent_port=port)

@@ -1,0 +1,283 @@
+"""Per-container supervisor (a tiny conmon/containerd-shim): it outlives the agent.
+
+Run as ``python -I -S shim.py <args>`` (see :func:`parse_args`).  It imports only ``os``, ``sys``,
+``time`` and ``_thread``, so it starts in a few milliseconds of CPU, and it double-forks into its
+own session so killing or restarting the agent never touches it.  Then (runtime-notes §5.3 A):
+
+1. ``runc run --keep --pid-file`` in the foreground, with the container's stdout/stderr on pipes;
+   the container has started once the pid file exists (a failed create exits runc without it);
+2. writes ``state.json`` (init pid, start time) and answers the agent with one JSON line on its
+   stdout (``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``);
+3. copies the pipes into the log file in the CRI format the kubelet uses
+   (``<RFC3339Nano> stdout|stderr F|P <text>``), so ``kubectl logs --timestamps`` works;
+4. waits for runc (its exit code is the container's, 128+signal when killed), reads
+   ``memory.oom_control`` while ``--keep`` still holds the cgroup, ``runc delete``s the container,
+   runs the cleanup commands (overlay unmount) and only then writes ``exit.json`` atomically, so the
+   exit code is never lost, even when the agent is down at that moment.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+import time
+
+MAX_LINE = 16 * 1024  # longer lines are split into "P" (partial) records, like containerd
+POLL = 0.002
+START_TIMEOUT = 50.0  # the agent gives up after 60 s
+
+
+def rfc3339(ns: int | None = None) -> str:
+    ns = time.time_ns() if ns is None else ns
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def jstr(s: str) -> str:
+    """A JSON string literal (json is not imported: it costs more than the rest of the shim)."""
+    out = s.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in out) + '"'
+
+
+def jobj(fields: dict[str, object]) -> str:
+    parts = []
+    for k, v in fields.items():
+        val = (
+            ("true" if v else "false")
+            if isinstance(v, bool)
+            else str(v)
+            if isinstance(v, int)
+            else jstr(str(v))
+        )
+        parts.append(f"{jstr(k)}: {val}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def write_json(path: str, fields: dict[str, object]) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, jobj(fields).encode())
+    os.fsync(fd)
+    os.close(fd)
+    os.replace(tmp, path)
+
+
+class LogWriter:
+    """Serialises CRI log records from both streams into one append-only file."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.lock = _thread.allocate_lock()
+        self.open_streams = 0
+
+    def record(self, stream: str, tag: str, text: bytes) -> None:
+        line = f"{rfc3339()} {stream} {tag} ".encode() + text + b"\n"
+        with self.lock:
+            os.write(self.fd, line)
+
+    def pump(self, fd: int, stream: str) -> None:
+        buf = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                self.record(stream, "F", line)
+            while len(buf) > MAX_LINE:
+                self.record(stream, "P", buf[:MAX_LINE])
+                buf = buf[MAX_LINE:]
+        if buf:
+            self.record(stream, "F", buf)
+        os.close(fd)
+        with self.lock:
+            self.open_streams -= 1
+
+    def start(self, fd: int, stream: str) -> None:
+        with self.lock:
+            self.open_streams += 1
+        _thread.start_new_thread(self.pump, (fd, stream))
+
+    def drain(self, timeout: float) -> None:
+        """Wait for both pipes to reach EOF (processes left in a shared PID ns may hold them)."""
+        deadline = time.monotonic() + timeout
+        while self.open_streams and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def spawn(argv: list[str], stdin: int, stdout: int, stderr: int) -> int:
+    actions = [
+        (os.POSIX_SPAWN_DUP2, stdin, 0),
+        (os.POSIX_SPAWN_DUP2, stdout, 1),
+        (os.POSIX_SPAWN_DUP2, stderr, 2),
+    ]
+    return os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
+
+
+def exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def run_quiet(argv: list[str]) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.waitpid(spawn(argv, null, null, null), 0)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
+def runc_error(bundle: str, fallback: str) -> str:
+    """The last error runc logged (its own message, not the container's output)."""
+    import json  # only on this failure path
+
+    msg = fallback
+    try:
+        with open(bundle + "/runc.log") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("level") in ("error", "fatal"):
+                    msg = str(rec.get("msg", msg))
+    except OSError:
+        pass
+    return msg
+
+
+def memory_dir(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _, ctl, rel = line.rstrip("\n").split(":", 2)
+                if "memory" in ctl.split(","):
+                    return "/sys/fs/cgroup/memory" + rel
+    except OSError:
+        pass
+    return ""
+
+
+def oom_killed(mem_dir: str) -> bool:
+    try:
+        with open(mem_dir + "/memory.oom_control") as f:
+            for line in f:
+                key, _, val = line.partition(" ")
+                if key == "oom_kill":
+                    return int(val) > 0
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+class Shim:
+    def __init__(self, argv: list[str]) -> None:
+        (self.runc, self.root, self.bundle, self.cid, self.log, self.stdin, n_flags, *rest) = argv
+        self.flags = rest[: int(n_flags)]
+        self.cleanup_cmds: list[list[str]] = []
+        self.runc_status: int | None = None
+        for word in rest[int(n_flags) :]:
+            if word == "--":
+                self.cleanup_cmds.append([])
+            else:
+                self.cleanup_cmds[-1].append(word)
+
+    def runc_argv(self, *cmd: str) -> list[str]:
+        log = ["--log", self.bundle + "/runc.log", "--log-format", "json"]
+        return [self.runc, "--root", self.root, *log, *self.flags, *cmd]
+
+    def finish(self, code: int, oom: bool, reason: str = "", message: str = "") -> None:
+        run_quiet(self.runc_argv("delete", "--force", self.cid))
+        for cmd in self.cleanup_cmds:
+            run_quiet(cmd)
+        fields: dict[str, object] = {"exit_code": code, "oom_killed": oom, "finished_at": rfc3339()}
+        write_json(self.bundle + "/exit.json", {**fields, "reason": reason, "message": message})
+
+    def start(self, log: LogWriter) -> tuple[int, int] | str:
+        """``runc run``; (runc's pid, the container's pid) once started, or runc's error message."""
+        stdin = os.open(self.stdin, os.O_RDWR) if self.stdin else os.open(os.devnull, os.O_RDONLY)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        log.start(out_r, "stdout")
+        log.start(err_r, "stderr")
+        pid_file = self.bundle + "/pid"
+        argv = self.runc_argv("run", "--keep", "--bundle", self.bundle, "--pid-file", pid_file, self.cid)
+        runc = spawn(argv, stdin, out_w, err_w)
+        for fd in (stdin, out_w, err_w):
+            os.close(fd)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if os.path.exists(pid_file):
+                with open(pid_file) as f:
+                    text = f.read().strip()
+                if text:
+                    return runc, int(text)
+            if self.runc_status is None:
+                done, status = os.waitpid(runc, os.WNOHANG)
+                if done:
+                    self.runc_status = status  # exited already: started and finished, or never started
+                    continue  # look at the pid file once more
+            elif not os.path.exists(pid_file):
+                return runc_error(self.bundle, f"runc run exited with {exit_code(self.runc_status)}")
+            time.sleep(POLL)
+        os.kill(runc, 9)
+        return f"the container did not start within {START_TIMEOUT:.0f}s"
+
+    def supervise(self, reply: int) -> None:
+        log = LogWriter(self.log)
+        result = self.start(log)
+        if isinstance(result, str):
+            log.drain(1.0)
+            self.finish(128, False, "ContainerCannotRun", result)
+            os.write(reply, (jobj({"ok": False, "error": result}) + "\n").encode())
+            os.close(reply)
+            return
+        runc, pid = result
+        mem = memory_dir(pid)
+        write_json(
+            self.bundle + "/state.json", {"pid": pid, "started_at": rfc3339(), "shim_pid": os.getpid()}
+        )
+        os.write(reply, (jobj({"ok": True, "pid": pid}) + "\n").encode())
+        os.close(reply)
+        code = self.wait(runc)
+        oom = bool(mem) and oom_killed(mem)
+        log.drain(2.0)
+        self.finish(code, oom)
+
+    def wait(self, runc: int) -> int:
+        if self.runc_status is None:
+            _, self.runc_status = os.waitpid(runc, 0)
+        return exit_code(self.runc_status)
+
+
+def main() -> None:
+    shim = Shim(sys.argv[1:])
+    if os.fork() > 0:
+        os._exit(0)  # the agent reaps this intermediate at once; the supervisor is reparented
+    os.setsid()
+    reply = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    shim_log = os.open(shim.bundle + "/shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(shim_log, 2)
+    try:
+        shim.supervise(reply)
+    except BaseException as e:  # the supervisor must always leave an exit record
+        try:
+            shim.finish(128, False, "ContainerCannotRun", f"shim: {e}")
+            os.write(reply, (jobj({"ok": False, "error": f"shim: {e}"}) + "\n").encode())
+        except OSError:
+            pass
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""ReplicaSet and ReplicationController: keep ``spec.replicas`` pods of a template alive.
+
+Mirrors kube-controller-manager's ``pkg/controller/replicaset`` (which also runs
+ReplicationControllers, through a selector/kind adapter):
+
+* pods are created from the template with ``generateName: <rs>-`` and a controller
+  ownerReference (``blockOwnerDeletion``), in slow-start batches (1, 2, 4, ...) of at most
+  ``burstReplicas`` (500) per sync; surplus pods are deleted in ``ActivePodsWithRanks``
+  order (related pods on the same node counted across the owning Deployment's sets);
+* matching orphans are adopted and owned pods that stop matching are released;
+* expectations keep a sync from acting again before the informer saw its own writes;
+* status: ``replicas``, ``fullyLabeledReplicas``, ``readyReplicas``,
+  ``availableReplicas`` (Ready for ``minReadySeconds``), ``observedGeneration`` and the
+  ``ReplicaFailure`` condition (FailedCreate / FailedDelete);
+* events ``SuccessfulCreate`` ("Created pod: x"), ``SuccessfulDelete`` ("Deleted pod: x"),
+  ``FailedCreate`` ("Error creating: ...") and ``FailedDelete`` ("Error deleting: ...").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubelite.api import errors
+from kubelite.api.selectors import LabelSelector, from_label_selector_dict, selector_from_set
+from kubelite.client.base import Client, Resource
+from kubelite.machinery import controller_utils as cu
+from kubelite.machinery.events import EventRecorder
+from kubelite.machinery.informer import Informer
+from kubelite.machinery.workqueue import Controller
+
+log = logging.getLogger("kubelite.replicaset")
+Obj = dict[str, Any]
+
+PODS = Resource("", "v1", "pods")
+REPLICASETS = Resource("apps", "v1", "replicasets")
+REPLICATIONCONTROLLERS = Resource("", "v1", "replicationcontrollers")
+BURST_REPLICAS = 500
+SLOW_START_INITIAL_BATCH = 1
+STATUS_UPDATE_RETRIES = 1
+CONFLICT_RETRY = 0.02
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between ReplicaSet and ReplicationController."""
+
+    resource: Resource
+    api_version: str
+    kind: str
+    component: str
+
+    def selector(self, obj: Obj) -> LabelSelector:
+        spec = obj.get("spec") or {}
+        if self.kind == "ReplicationController":
+            sel: Mapping[str, str] = spec.get("selector") or {}
+            return selector_from_set(sel) if sel else LabelSelector.match_nothing()
+        try:
+            return from_label_selector_dict(spec.get("selector"))
+        except errors.APIError:
+            return LabelSelector.match_nothing()
+
+
+REPLICASET = Kind(REPLICASETS, "apps/v1", "ReplicaSet", "replicaset-controller")
+REPLICATIONCONTROLLER = Kind(REPLICATIONCONTROLLERS, "v1", "ReplicationController", "replication-controller")
+
+
+def calculate_status(rs: Obj, pods: list[Obj], manage_error: Exception | None, diff: int, now: float) -> Obj:
+    """``calculateStatus``: counts over the claimed active pods plus ReplicaFailure."""
+    spec = rs.get("spec") or {}
+    template_labels: Mapping[str, str] = ((spec.get("template") or {}).get("metadata") or {}).get(
+        "labels"
+    ) or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    labeled = ready = available = 0
+    for pod in pods:
+        labels = cu.meta(pod).get("labels") or {}
+        if all(labels.get(k) == v for k, v in template_labels.items()):
+            labeled += 1
+        if cu.is_pod_ready(pod):
+            ready += 1
+            if cu.is_pod_available(pod, min_ready, now):
+                available += 1
+    old = rs.get("status") or {}
+    conditions = [dict(c) for c in old.get("conditions") or []]
+    failure = next((c for c in conditions if c.get("type") == "ReplicaFailure"), None)
+    if manage_error is not None and failure is None:
+        reason = "FailedCreate" if diff < 0 else "FailedDelete"
+        conditions.append(
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "lastTransitionTime": _rfc3339(now),
+                "reason": reason,
+                "message": str(manage_error),
+            }
+        )
+    elif manage_error is None and failure is not None:
+        conditions = [c for c in conditions if c.get("type") != "ReplicaFailure"]
+    status: Obj = {
+        "replicas": len(pods),
+        "fullyLabeledReplicas": labeled,
+        "readyReplicas": ready,
+        "availableReplicas": available,
+        "observedGeneration": int(cu.meta(rs).get("generation") or 0),
+    }
+    if conditions:
+        status["conditions"] = conditions
+    return _prune_zero(status)
+
+
+def _prune_zero(status: Obj) -> Obj:
+    """omitempty: Kubernetes leaves zero counts out of ReplicaSet status (``replicas`` stays)."""
+    return {k: v for k, v in status.items() if k == "replicas" or v not in (0, None, [])}
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class ReplicaSetController:
+    """One controller loop for ReplicaSets or ReplicationControllers (``kind``)."""
+
+    def __init__(
+        self,
+        client: Client,
+        kind: Kind,
+        sets: Informer,
+        pods: Informer,
+        recorder: EventRecorder,
+        workers: int = 5,
+        burst: int = BURST_REPLICAS,
+    ) -> None:
+        self.client = client
+        self.kind = kind
+        self.sets = sets
+        self.pods = pods
+        self.recorder = cu.SpamFilteredRecorder(recorder)
+        self.burst = burst
+        self.expectations = cu.Expectations()
+        self.ctrl = Controller(kind.component, self._reconcile, workers=workers)
+        cu.add_workload_indexes(self.sets)
+        cu.add_workload_indexes(self.pods)
+        self.sets.add_handler(self._on_set)
+        self.pods.add_handler(self._on_pod)
+
+    async def start(self) -> None:
+        self.ctrl.start()
+        for obj in self.sets.list():
+            self.ctrl.queue.add(cu.key_of(obj))
+
+    async def stop(self) -> None:
+        await self.ctrl.stop()
+        await self.recorder.flush()
+
+    # ------------------------------------------------------------------ handlers
+
+    def _on_set(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        if new is None:
+            self.expectations.forget(key)
+        self.ctrl.queue.add(key)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        ref = cu.controller_ref(pod)
+        if ref is None or ref.get("kind") != self.kind.kind:
+            return None
+        owners = self.sets.by_index(cu.UID_INDEX, str(ref.get("uid", "")))
+        return cu.key_of(owners[0]) if owners else None
+
+    def _on_pod(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        old_owner = self._owner_key(old) if old is not None else None
+        new_owner = self._owner_key(new) if new is not None else None
+        if new is None:
+            if old_owner is not None:
+                self.expectations.deletion_observed(old_owner, key)
+        elif new_owner is not None:
+            if cu.is_being_deleted(new):
+                if old is None or not cu.is_being_deleted(old):
+                    self.expectations.deletion_observed(new_owner, key)
+            elif old is None:
+                self.expectations.creation_observed(new_owner)
+        keys = {k for k in (old_owner, new_owner) if k is not None}
+        for pod in (old, new):
+            if pod is not None and cu.controller_ref(pod) is None:
+                keys.update(self._matching_sets(pod))
+        for k in keys:
+            self.ctrl.queue.add(k)
+
+    def _matching_sets(self, pod: Obj) -> list[str]:
+        ns = str(cu.meta(pod).get("namespace", ""))
+        labels = cu.meta(pod).get("labels") or {}
+        return [
+            cu.key_of(s) for s in self.sets.by_index(cu.NS_INDEX, ns) if self.kind.selector(s).matches(labels)
+        ]
+
+    # ------------------------------------------------------------------ reconcile
+
+    async def _reconcile(self, key: str) -> float | None:
+        cached = self.sets.get(key)
+        if cached is None:
+            self.expectations.forget(key)
+            return None
+        rs = cu.with_kind(cached, self.kind.api_version, self.kind.kind)
+        selector = self.kind.selector(rs)
+        pods = await self._claim_pods(rs, selector)
+        needs_sync = self.expectations.satisfied(key)
+        manage_error: Exception | None = None
+        diff = len(pods) - int((rs.get("spec") or {}).get("replicas", 1) or 0)
+        if needs_sync and not cu.is_being_deleted(rs):
+            manage_error = await self._manage_replicas(key, rs, pods)
+        now = time.time()
+        status = calculate_status(rs, pods, manage_error, diff, now)
+        try:
+            await self._update_status(rs, status)
+        except errors.Conflict:
+            log.debug("replicaset status conflict key=%s; retrying", key)
+            return CONFLICT_RETRY
+        if manage_error is not None:
+            raise manage_error
+        return self._requeue_for_availability(rs, pods, now)
+
+    def _requeue_for_availability(self, rs: Obj, pods: list[Obj], now: float) -> float | None:
+        """Come back when a ready pod turns available after ``minReadySeconds``."""
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready <= 0:
+            return None
+        waits = [cu.seconds_until_available(p, min_ready, now) for p in pods]
+        pending = [w for w in waits if w is not None and w > 0]
+        return min(pending) + 0.05 if pending else None
+
+    async def _claim_pods(self, rs: Obj, selector: LabelSelector) -> list[Obj]:
+        ns = str(cu.meta(rs).get("namespace", ""))
+        owned = self.pods.by_index(cu.OWNER_INDEX, str(cu.meta(rs).get("uid", "")))
+        orphans = self.pods.by_index(cu.ORPHAN_INDEX, ns)
+        candidates = [p for p in owned + orphans if cu.is_pod_active(p)]
+        ref = cu.new_controller_ref(rs, self.kind.api_version, self.kind.kind)
+
+        async def can_adopt() -> bool:
+            try:
+                fresh = await self.client.get(self.kind.resource, ns, str(cu.meta(rs)["name"]))
+            except errors.NotFound:
+                return False
+            return cu.meta(fresh).get("uid") == cu.meta(rs).get("uid") and not cu.is_being_deleted(fresh)
+
+        claimer = cu.Claimer(self.client, PODS, rs, ref, selector, can_adopt)
+        return await claimer.claim(candidates)
+
+    async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> Exception | None:
+        want = int((rs.get("spec") or {}).get("replicas", 1) or 0)
+        diff = len(pods) - want
+        if diff < 0:
+            return await self._create_pods(key, rs, min(-diff, self.burst))
+        if diff > 0:
+            return await self._delete_pods(key, rs, pods, min(diff, self.burst))
+        return None
+
+    async def _create_pods(self, key: str, rs: Obj, count: int) -> Exception | None:
+        self.expectations.expect_creations(key, count)
+        ref = cu.new_controller_ref(rs, self.kind.api_version, self.kind.kind)
+        template = (rs.get("spec") or {}).get("template") or {}
+        ns = str(cu.meta(rs).get("namespace", ""))
+
+        async def create_one() -> None:
+            body = cu.pod_from_template(template, rs, ref)
+            try:
+                pod = await self.client.create(PODS, ns, body)
+            except Exception as e:
+                self.expectations.creation_observed(key)
+                if not _namespace_terminating(e):
+                    self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {e}")
+                raise
+            self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {cu.meta(pod)['name']}")
+
+        done, err = await cu.slow_start_batch(count, SLOW_START_INITIAL_BATCH, create_one)
+        skipped = count - done - (1 if err is not None else 0)
+        for _ in range(max(0, skipped)):
+            self.expectations.creation_observed(key)
+        return err
+
+    def _related_pods(self, rs: Obj) -> list[Obj]:
+        """Pods of every set sharing this set's controller (a Deployment's sets together)."""
+        owner = cu.controller_ref(rs)
+        ns = str(cu.meta(rs).get("namespace", ""))
+        if owner is None:
+            return self.pods.by_index(cu.OWNER_INDEX, str(cu.meta(rs).get("uid", "")))
+        out: list[Obj] = []
+        for s in self.sets.by_index(cu.NS_INDEX, ns):
+            ref = cu.controller_ref(s)
+            if ref is not None and ref.get("uid") == owner.get("uid"):
+                out.extend(self.pods.by_index(cu.OWNER_INDEX, str(cu.meta(s).get("uid", ""))))
+        return out
+
+    async def _delete_pods(self, key: str, rs: Obj, pods: list[Obj], count: int) -> Exception | None:
+        if count < len(pods):
+            ranks = cu.ranks_by_colocation(pods, self._related_pods(rs))
+            victims = cu.sort_pods_for_deletion(pods, ranks, limit=count)
+        else:
+            victims = list(pods)
+        self.expectations.expect_deletions(key, [cu.key_of(p) for p in victims])
+        results = await asyncio.gather(*(self._delete_one(key, rs, p) for p in victims))
+        return next((e for e in results if e is not None), None)
+
+    async def _delete_one(self, key: str, rs: Obj, pod: Obj) -> Exception | None:
+        name = str(cu.meta(pod)["name"])
+        ns = str(cu.meta(pod).get("namespace", ""))
+        try:
+            await self.client.delete(PODS, ns, name, preconditions={"uid": cu.meta(pod).get("uid")})
+        except errors.NotFound:
+            self.expectations.deletion_observed(key, cu.key_of(pod))
+            return None
+        except Exception as e:
+            self.expectations.deletion_observed(key, cu.key_of(pod))
+            self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {e}")
+            return e
+        self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+        return None
+
+    async def _update_status(self, rs: Obj, status: Obj) -> None:
+        """``updateReplicaSetStatus``: write only when something changed, retry once on conflict."""
+        current = rs
+        for attempt in range(STATUS_UPDATE_RETRIES + 1):
+            if _status_equal(current.get("status") or {}, status) and int(
+                (current.get("status") or {}).get("observedGeneration") or 0
+            ) == int(cu.meta(current).get("generation") or 0):
+                return
+            body = {**current, "status": {**status, "observedGeneration": cu.meta(current).get("generation")}}
+            body = cu.with_kind(body, self.kind.api_version, self.kind.kind)
+            try:
+                await self.client.update(
+                    self.kind.resource, str(cu.meta(rs).get("namespace", "")), body, subresource="status"
+                )
+                return
+            except errors.NotFound:
+                return
+            except errors.Conflict:
+                if attempt == STATUS_UPDATE_RETRIES:
+                    raise
+                current = await self.client.get(
+                    self.kind.resource, str(cu.meta(rs).get("namespace", "")), str(cu.meta(rs)["name"])
+                )
+
+
+def _status_equal(a: Obj, b: Obj) -> bool:
+    return _prune_zero(dict(a)) == _prune_zero(dict(b))
+
+
+def _namespace_terminating(e: Exception) -> bool:
+    return isinstance(e, errors.Forbidden) and "being terminated" in str(e)
+
+
+def _build(ctx: Any, kind: Kind) -> ReplicaSetController:
+    return ReplicaSetController(
+        ctx.client,
+        kind,
+        ctx.informers.get(kind.resource),
+        ctx.informers.get(PODS),
+        ctx.recorder(kind.component),
+        workers=int(ctx.option("replicaset_workers", 5)),
+    )
+
+
+def new(ctx: Any) -> ReplicaSetController:
+    """The ReplicaSet controller (``replicaset`` in the controller table)."""
+    return _build(ctx, REPLICASET)
+
+
+def new_rc(ctx: Any) -> ReplicaSetController:
+    """The ReplicationController controller (``replicationcontroller``)."""
+    return _build(ctx, REPLICATIONCONTROLLER)

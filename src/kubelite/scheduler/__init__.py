@@ -1,0 +1,25 @@
+"""kube-scheduler, re-made: queue, cache, plugins, preemption and asynchronous binding.
+
+``kubelite up`` starts it in-process; ``kubelite scheduler --kubeconfig`` runs it alone,
+with leader election on the ``kube-system/kube-scheduler`` Lease.  Pods whose
+``spec.schedulerName`` is not ``default-scheduler`` are left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from kubelite.client.base import Client
+from kubelite.scheduler.leader import LeaderElectedScheduler
+from kubelite.scheduler.scheduler import Scheduler
+
+__all__ = ["LeaderElectedScheduler", "Scheduler", "component"]
+
+
+async def component(client: Client, args: argparse.Namespace) -> Scheduler | LeaderElectedScheduler | None:
+    """The scheduler as a component: None with ``--no-scheduler``; elected when standalone."""
+    if getattr(args, "no_scheduler", False):
+        return None
+    if getattr(args, "command", "") == "scheduler":
+        return LeaderElectedScheduler(client)
+    return Scheduler(client)

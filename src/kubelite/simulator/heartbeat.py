@@ -1,0 +1,185 @@
+"""Node Lease heartbeats for thousands of simulated nodes from one task.
+
+kubelet renews its Lease in ``kube-node-lease`` (holderIdentity = node name,
+leaseDurationSeconds 40) every 10 s by default; the node-lifecycle controller treats a
+Lease that stops being renewed as a dead node.  Here every node sits in one slot of a
+timing wheel that turns once per heartbeat period, so renewals are spread evenly over
+the period (5,000 nodes every 10 s is 50 renewals per 0.1 s tick, never 5,000 at once)
+and there is no task or timer per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from kubelite.api import errors
+from kubelite.client.base import Client, Resource
+from kubelite.simulator.config import LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE
+from kubelite.simulator.nodeobj import Obj, now_micro
+
+log = logging.getLogger("kubelite.simulator.heartbeat")
+
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
+MIN_TICK = 0.1  # seconds between wheel slots (at most heartbeat/MIN_TICK slots)
+CONCURRENCY = 32  # lease writes in flight per tick
+
+
+def lease_object(node: str, node_uid: str, renew_time: str) -> Obj:
+    """The Lease kubelet keeps for ``node``, owned by the Node so it goes with it."""
+    meta: Obj = {"name": node, "namespace": NODE_LEASE_NAMESPACE}
+    if node_uid:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}]
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": meta,
+        "spec": {
+            "holderIdentity": node,
+            "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+            "renewTime": renew_time,
+        },
+    }
+
+
+class Wheel:
+    """Slots of names visited in turn, one slot per tick; pure bookkeeping, no I/O."""
+
+    def __init__(self, period: float, min_tick: float = MIN_TICK) -> None:
+        self.period = period
+        self.slots: list[set[str]] = [set() for _ in range(max(1, int(period / min_tick)))]
+        self.where: dict[str, int] = {}
+        self.cursor = 0
+
+    @property
+    def tick(self) -> float:
+        return self.period / len(self.slots)
+
+    def add(self, name: str) -> None:
+        if name in self.where:
+            return
+        n = len(self.slots)
+        slot = min(range(n), key=lambda i: (len(self.slots[i]), (i - self.cursor) % n))
+        self.slots[slot].add(name)
+        self.where[name] = slot
+
+    def remove(self, name: str) -> None:
+        slot = self.where.pop(name, None)
+        if slot is not None:
+            self.slots[slot].discard(name)
+
+    def advance(self) -> list[str]:
+        """The names due at this tick; moves the cursor to the next slot."""
+        due = sorted(self.slots[self.cursor])
+        self.cursor = (self.cursor + 1) % len(self.slots)
+        return due
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+
+class Heartbeats:
+    """Renews the Lease of every running simulated node once per ``period`` seconds."""
+
+    def __init__(
+        self,
+        client: Client,
+        period: float,
+        node_uid: Callable[[str], str],
+        is_running: Callable[[str], bool],
+    ) -> None:
+        self.client = client
+        self.wheel = Wheel(period)
+        self.node_uid = node_uid
+        self.is_running = is_running
+        self.renewals = 0
+        self._sem = asyncio.Semaphore(CONCURRENCY)
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._have_lease: set[str] = set()  # nodes whose Lease we know exists
+
+    def add(self, node: str) -> None:
+        self.wheel.add(node)
+
+    def remove(self, node: str) -> None:
+        self.wheel.remove(node)
+        self._have_lease.discard(node)
+
+    async def load(self) -> None:
+        """Learn which Leases exist already (one list), so renewals go straight to
+        update and first heartbeats straight to create."""
+        cont = ""
+        while True:
+            page = await self.client.list(LEASES, NODE_LEASE_NAMESPACE, limit=1000, continue_=cont)
+            self._have_lease.update(str(x["metadata"]["name"]) for x in page.get("items") or [])
+            cont = (page.get("metadata") or {}).get("continue", "")
+            if not cont:
+                return
+
+    def renew_soon(self, node: str) -> None:
+        """Renew now, outside the wheel (a node that just registered or restarted)."""
+        t = asyncio.create_task(self._renew(node))
+        self._inflight.add(t)
+        t.add_done_callback(self._inflight.discard)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="simulator-heartbeats")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._inflight) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._task = None
+
+    async def _run(self) -> None:
+        """Turn the wheel: one slot per tick.  A slot's renewals finish before the next
+        slot starts, so a slow API server stretches the period instead of piling up
+        requests; a warning says so when a turn takes 1.5 times the period."""
+        loop = asyncio.get_running_loop()
+        next_at = turn_started = loop.time()
+        while True:
+            if self.wheel.cursor == 0:
+                took = loop.time() - turn_started
+                if took > 1.5 * self.wheel.period:
+                    log.warning(
+                        "node heartbeats falling behind period=%.1fs turn=%.1fs nodes=%d",
+                        self.wheel.period,
+                        took,
+                        len(self.wheel),
+                    )
+                turn_started = loop.time()
+            due = [n for n in self.wheel.advance() if self.is_running(n)]
+            if due:
+                await asyncio.gather(*(self._renew(n) for n in due))
+            next_at = max(next_at + self.wheel.tick, loop.time())
+            await asyncio.sleep(next_at - loop.time())
+
+    async def _create(self, lease: Obj) -> None:
+        try:
+            await self.client.create(LEASES, NODE_LEASE_NAMESPACE, lease)
+        except errors.AlreadyExists:  # a concurrent renewal (or an old run) created it
+            await self.client.update(LEASES, NODE_LEASE_NAMESPACE, lease)
+
+    async def _renew(self, node: str) -> None:
+        lease = lease_object(node, self.node_uid(node), now_micro())
+        async with self._sem:
+            try:
+                if node in self._have_lease:
+                    try:
+                        await self.client.update(LEASES, NODE_LEASE_NAMESPACE, lease)
+                    except errors.NotFound:
+                        await self._create(lease)
+                else:
+                    await self._create(lease)
+                self._have_lease.add(node)
+                self.renewals += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("lease renewal failed node=%s error=%s", node, e)
