@@ -195,7 +195,10 @@ def main() -> None:
         q: Any = mp.Queue()
         stop = mp.Event()
         gos = [mp.Event() for _ in range(args.procs)]
-        per = [args.watchers // args.procs + (1 if i < args.watchers % args.procs else 0) for i in range(args.procs)]
+        per = [
+            args.watchers // args.procs + (1 if i < args.watchers % args.procs else 0)
+            for i in range(args.procs)
+        ]
         procs = [
             mp.Process(target=watcher_proc, args=(per[i], srv.port, srv.token, srv.ca, rv, gos[i], stop, q))
             for i in range(args.procs)
@@ -203,7 +206,7 @@ def main() -> None:
         t0 = time.monotonic()
         for p in procs:
             p.start()
-        for go, p in zip(gos, procs):
+        for go, p in zip(gos, procs, strict=True):
             while not go.wait(0.5):
                 if not p.is_alive() or time.monotonic() - t0 > 120:
                     raise RuntimeError("watchers did not connect")

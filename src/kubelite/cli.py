@@ -40,6 +40,7 @@ UP_COMPONENTS: list[str] = [
     "kubelite.simulator:component",
     "kubelite.scheduler:component",
     "kubelite.agent.agent:component",
+    "kubelite.demo:component",
     # -- more components above this line --
 ]
 
@@ -186,6 +187,11 @@ def _agent_args(p: argparse.ArgumentParser, embedded: bool) -> None:
     if embedded:
         p.add_argument(
             "--no-agent", action="store_true", help="do not run the node agent (it runs when runc works)"
+        )
+        p.add_argument(
+            "--demo",
+            action="store_true",
+            help="build the busybox demo image locally and run the volunteer-computing demo workload",
         )
     else:
         p.add_argument(

@@ -56,6 +56,7 @@ PVCS = Resource("", "v1", "persistentvolumeclaims")
 PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
+SHUTDOWN_GRACE = 5.0  # seconds a container gets to exit when `kubelite up` stops
 HEARTBEAT = 10.0
 STATUS_PERIOD = 60.0
 HOUSEKEEPING = 10.0
@@ -101,8 +102,10 @@ class Agent:
         crash_backoff: tuple[float, float] = (10.0, 300.0),
         heartbeat: float = HEARTBEAT,
         agent_port: int | None = None,
+        stop_pods_on_exit: bool = False,
     ) -> None:
         self.client = client
+        self.stop_pods_on_exit = stop_pods_on_exit
         self.data_dir = data_dir
         self.node_name = node_name
         self.runtime = runtime
@@ -171,11 +174,32 @@ class Agent:
         await self.informer.stop()
         await self.streams.stop()
         await asyncio.gather(*(w.stop() for w in list(self.workers.values())), return_exceptions=True)
-        await self._drop_empty_sandboxes()
+        if self.stop_pods_on_exit:
+            await self._stop_all_pods()
+        else:
+            await self._drop_empty_sandboxes()
         self.workers.clear()
         await self.recorder.flush()
         with contextlib.suppress(Exception):
             await self.image_service.aclose()
+
+    async def _stop_all_pods(self) -> None:
+        """``kubelite up`` is shutting the whole cluster down: stop every container (SIGTERM, a short
+        grace, SIGKILL) and remove sandboxes and volumes, so nothing keeps running or stays mounted.
+        The pod objects stay; the next start runs them again (like a node reboot)."""
+
+        async def one(sb: Any) -> None:
+            with contextlib.suppress(Exception):
+                for c in await self.runtime.list_containers(sb):
+                    with contextlib.suppress(Exception):
+                        await self.runtime.stop_container(c.id, SHUTDOWN_GRACE)
+                    with contextlib.suppress(Exception):
+                        await self.runtime.remove_container(c.id)
+                await self.runtime.remove_sandbox(sb)
+                await self.volumes.teardown(sb.config.pod_uid)
+
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(one(sb) for sb in await self.runtime.list_sandboxes()))
 
     async def _drop_empty_sandboxes(self) -> None:
         """Sandboxes with no container at all (e.g. their image never pulled) hold nothing worth
@@ -458,4 +482,13 @@ async def component(client: Client, args: argparse.Namespace) -> Agent | None:
     runtime = choose_runtime(data_dir)
     images = LocalImageService(data_dir)
     port = getattr(args, "agent_port", None)
-    return Agent(client, data_dir, node_name, runtime, images, crash_backoff=(base, 300.0), agent_port=port)
+    return Agent(
+        client,
+        data_dir,
+        node_name,
+        runtime,
+        images,
+        crash_backoff=(base, 300.0),
+        agent_port=port,
+        stop_pods_on_exit=args.command == "up",
+    )

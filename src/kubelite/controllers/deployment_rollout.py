@@ -411,7 +411,7 @@ class Rollout:
             if du.replicas(rs) == 0 or du.replicas(rs) == available:
                 continue
             count = min(max_cleanup - total, du.replicas(rs) - available)
-            if count <= 0 and False:
+            if count <= 0:
                 # more available than wanted: the set's status predates our last scale-down.
                 # Kubernetes fails the sync here; it is retried once the cache caught up.
                 target = f"{cu.meta(rs).get('namespace')}/{_name(rs)}"

@@ -103,9 +103,10 @@ def add_images_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
+    """The node agent's directory of ``kubelite up --data-dir D``: images live in ``D/agent/images``."""
     from kubelite.cli import default_data_dir
 
-    return Path(args.data_dir or default_data_dir()).resolve()
+    return Path(args.data_dir or default_data_dir()).resolve() / "agent"
 
 
 async def _pull(args: argparse.Namespace, out: TextIO) -> int:
