@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.e2e.conftest import Cluster
+from tests.paths import CORPUS as SHARED_CORPUS
 
 pytestmark = pytest.mark.e2e
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED_CORPUS
 BATCH = 16  # accepted files per kubectl run
 WEB = "kubernetes__website/content/en/examples/"
 EMPTY_FILE = "kvietmeier__k8s-supporting-folding-at-home/service_acct/serviceaccount.yaml"

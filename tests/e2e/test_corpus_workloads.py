@@ -20,9 +20,10 @@ import pytest
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.workloads import dump, pods, running_by_node, wait_for, workload_cluster
+from tests.paths import CORPUS as SHARED_CORPUS
 
 pytestmark = pytest.mark.e2e
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED_CORPUS
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
 NODES = ["sim-node-0", "sim-node-1", "sim-node-2"]
 KUBE_DEMO = CORPUS / "cstradtman__kube-demo"

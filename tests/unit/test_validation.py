@@ -19,6 +19,7 @@ from kubelite.registry.validation import validate, validate_status_update
 from kubelite.registry.validation.cron import schedule_error
 from kubelite.registry.validation.field import go_quote
 from kubelite.registry.validation.quantity import canonical
+from tests.paths import CORPUS as SHARED_CORPUS
 
 Obj = dict[str, Any]
 SUBDOMAIN_MSG = (
@@ -77,7 +78,7 @@ def _deployment(**spec: Any) -> Obj:
 # --- valid objects ------------------------------------------------------------------------------------
 
 INDEX = builtin_index()
-CORPUS = Path("/work/shared/corpus/kubernetes__website/content/en/examples")
+CORPUS = SHARED_CORPUS / "kubernetes__website/content/en/examples"
 _EXPECTED_INVALID = {"application/job/job-tmpl.yaml", "application/ssa/nginx-deployment-replicas-only.yaml"}
 
 
