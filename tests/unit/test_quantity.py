@@ -244,8 +244,12 @@ def test_format_then_parse_is_identity(nanos: int, style: Format) -> None:
     amount = _of_nanos(nanos)
     text = format_quantity(amount, style)
     assert parse_quantity(text) == amount
-    # the canonical text is kept as-is when read back
-    assert canonical_quantity(text) == text
+    # the canonical text is kept as-is when read back; a BinarySI amount that needs no suffix
+    # ("5000") reads back as DecimalSI, as in Kubernetes, whose canonical form is "5k"
+    if style != "BinarySI" or text.endswith("i") or text in ("0", "-0"):
+        assert canonical_quantity(text) == text
+    else:
+        assert parse_quantity(canonical_quantity(text)) == amount
 
 
 @given(st.integers(min_value=-(2**63 - 1), max_value=2**63 - 1))
