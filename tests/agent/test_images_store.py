@@ -128,7 +128,8 @@ def test_cli_round_trip(tmp_path: Path, image: builder.Image, capsys: pytest.Cap
     assert "no image example.org/imp:v3" in capsys.readouterr().err
     assert main(["images", "ls", "-q", *data]) == 0
     assert capsys.readouterr().out.split() == ["kubelite.local/busybox:1"]
-    assert len(list((tmp_path / "data" / "images" / "layers" / "sha256").iterdir())) == 1
+    # `kubelite images --data-dir D` is the store of `kubelite up --data-dir D`'s agent
+    assert len(list((tmp_path / "data" / "agent" / "images" / "layers" / "sha256").iterdir())) == 1
 
 
 def test_pull_backoff_doubles_to_five_minutes() -> None:

@@ -31,7 +31,6 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def test_demo_workload_runs_and_stops_cleanly(tmp_path: Path) -> None:
-    netns_before = _netns()
     cluster = start_cluster(tmp_path / "demo", "--demo", "--crash-loop-backoff", "1", agent=True)
     try:
         assert "runtime=runc" in cluster.ready_line
@@ -50,8 +49,10 @@ def test_demo_workload_runs_and_stops_cleanly(tmp_path: Path) -> None:
         limits = ds["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
         assert limits["cpu"] == "200m"
         assert _runc_ids(tmp_path / "demo" / "agent"), "the DaemonSet's container runs under runc"
+        sandboxes = {p.name for p in (tmp_path / "demo" / "agent" / "sandboxes").iterdir()}
+        assert sandboxes and {f"kubelite-{sid}" for sid in sandboxes} <= _netns()
     finally:
         assert stop_cluster(cluster) == 0
     assert _runc_ids(tmp_path / "demo" / "agent") == []
     assert not _mounts_under(tmp_path / "demo")
-    assert _netns() - netns_before == set()
+    assert {f"kubelite-{sid}" for sid in sandboxes} & _netns() == set()
