@@ -41,10 +41,19 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         headers = {"authorization": f"Bearer {self.token}", "content-type": "application/json"}
-        self.conn.request(method, path, json.dumps(body) if body is not None else None, headers)
-        resp = self.conn.getresponse()
-        data = resp.read()
-        return resp.status, json.loads(data) if data else None
+        payload = json.dumps(body) if body is not None else None
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, payload, headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                return resp.status, json.loads(data) if data else None
+            except (http.client.HTTPException, ConnectionError):
+                if attempt == 2:
+                    raise
+                self.conn.close()  # an idle keep-alive connection the server closed
+                self.conn = self.connect()
+        raise AssertionError("unreachable")
 
 
 class RunningWatcher:
