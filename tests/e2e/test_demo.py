@@ -50,9 +50,13 @@ def test_demo_workload_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert limits["cpu"] == "200m"
         assert _runc_ids(tmp_path / "demo" / "agent"), "the DaemonSet's container runs under runc"
         sandboxes = {p.name for p in (tmp_path / "demo" / "agent" / "sandboxes").iterdir()}
+        uids = {p["metadata"]["uid"] for p in cluster.json("get", "pods", "-n", "science")["items"]}
         assert sandboxes and {f"kubelite-{sid}" for sid in sandboxes} <= _netns()
     finally:
         assert stop_cluster(cluster) == 0
     assert _runc_ids(tmp_path / "demo" / "agent") == []
     assert not _mounts_under(tmp_path / "demo")
     assert {f"kubelite-{sid}" for sid in sandboxes} & _netns() == set()
+    pod_cgroups = {f"pod{uid}" for uid in uids}
+    left = [p for p in Path("/sys/fs/cgroup").glob("*/**/kubelite/*") if p.name in pod_cgroups]
+    assert left == [], left  # every hierarchy, the hybrid v2 "unified" one included

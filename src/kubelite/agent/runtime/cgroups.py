@@ -22,7 +22,10 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 def _mount_dir(controllers: str) -> Path | None:
     """The v1 mount of a hierarchy: ``cpu`` -> /sys/fs/cgroup/cpu, ``name=systemd`` -> .../systemd."""
     if not controllers:
-        return None  # the v2 line of a hybrid system: runc's cgroupfs driver does not use it
+        # the v2 line of a hybrid system: runc mirrors its cgroups under /sys/fs/cgroup/unified,
+        # so they are listed too (and removed with the pod)
+        unified = CGROUP_ROOT / "unified"
+        return unified if unified.is_dir() else None
     name = controllers.removeprefix("name=")
     path = CGROUP_ROOT / name
     return path if path.is_dir() else None
