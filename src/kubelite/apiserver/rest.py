@@ -13,7 +13,7 @@ from kubelite.apiserver.apply import server_side_apply
 from kubelite.apiserver.context import ServerContext
 from kubelite.apiserver.http import Request, Send, send_bytes, send_json, success_status
 from kubelite.apiserver.negotiation import object_representation
-from kubelite.apiserver.objects import Page, encode
+from kubelite.apiserver.objects import Page
 from kubelite.apiserver.tableconv import TableConverter, partial_metadata
 from kubelite.apiserver.writes import (
     STATUS_IGNORED,
@@ -22,7 +22,10 @@ from kubelite.apiserver.writes import (
     admit_update,
     check_resource_version,
     delete_mutation,
+    deletion_complete,
     manager_from_user_agent,
+    prepare_new,
+    prepare_replacement,
     schema_of,
 )
 from kubelite.registry.resources import ResourceInfo
@@ -387,7 +390,7 @@ async def _server_side_apply(
             raise errors.not_found(t.info.plural, t.info.group, t.name)
         obj = do_apply(None)
         managed = obj["metadata"].get("managedFields")
-        obj = admit_create_applied(ctx, t, obj, opts)
+        prepare_new(ctx, t.info, obj)
         if managed is not None:
             obj["metadata"]["managedFields"] = managed
         await _ensure_namespace(ctx, t.info, t.namespace, t.name)
@@ -398,41 +401,13 @@ async def _server_side_apply(
     def mutate(cur: Obj) -> Obj | None:
         applied = do_apply(clone(cur))
         managed = applied["metadata"].get("managedFields")
-        out = admit_update_applied(ctx, t, applied, cur, opts)
-        if out is not None and out is not cur and managed is not None:
-            out["metadata"]["managedFields"] = managed
-        return out
+        prepare_replacement(t.info, applied, cur, opts)
+        if managed is not None:
+            applied["metadata"]["managedFields"] = managed
+        return None if deletion_complete(applied) else applied
 
     _, out = await ctx.objects.guaranteed_update(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
     await respond_object(ctx, req, send, t.info, out)
-
-
-def admit_create_applied(ctx: ServerContext, t: Target, obj: Obj, opts: WriteOptions) -> Obj:
-    from kubelite.apiserver.writes import validate_or_raise
-    from kubelite.registry import defaults, strategy  # local: keeps the import graph flat
-
-    strategy.prepare_create(t.info, obj, ctx.now())
-    if not t.info.crd:
-        defaults.apply_defaults(t.info.group, t.info.version, t.info.kind, obj)
-    validate_or_raise(t.info, obj, None)
-    return obj
-
-
-def admit_update_applied(ctx: ServerContext, t: Target, new: Obj, old: Obj, opts: WriteOptions) -> Obj | None:
-    from kubelite.apiserver.writes import deletion_complete, validate_or_raise
-    from kubelite.registry import defaults, strategy
-
-    if opts.subresource == "status":
-        strategy.prepare_status_update(t.info, new, old)
-    else:
-        strategy.prepare_update(t.info, new, old)
-    if not t.info.crd:
-        defaults.apply_defaults(t.info.group, t.info.version, t.info.kind, new)
-    if opts.subresource != "status":
-        validate_or_raise(t.info, new, old)
-    if deletion_complete(new):
-        return None
-    return new
 
 
 async def delete(ctx: ServerContext, req: Request, send: Send, t: Target) -> None:
@@ -482,10 +457,6 @@ async def delete_collection(ctx: ServerContext, req: Request, send: Send, t: Tar
         "items": deleted,
     }
     await send_json(send, 200, body, req.warnings)
-
-
-def encoded(obj: Obj) -> bytes:
-    return encode(obj)
 
 
 __all__ = [

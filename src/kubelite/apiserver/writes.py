@@ -69,6 +69,14 @@ def _meta_causes(obj: Obj, old: Obj | None) -> list[errors.Cause]:
 
 
 def admit_create(ctx: ServerContext, info: ResourceInfo, obj: Obj, opts: WriteOptions) -> Obj:
+    prepare_new(ctx, info, obj)
+    track_managed_fields(ctx, info, None, obj, opts)
+    return obj
+
+
+def prepare_new(ctx: ServerContext, info: ResourceInfo, obj: Obj) -> None:
+    """Server-owned metadata, defaults and validation of an object being created (every write
+    path: create, and server-side apply creating)."""
     strategy.prepare_create(info, obj, ctx.now())
     if not obj["metadata"].get("name"):
         raise errors.invalid(
@@ -84,8 +92,6 @@ def admit_create(ctx: ServerContext, info: ResourceInfo, obj: Obj, opts: WriteOp
     if not info.crd:
         defaults.apply_defaults(info.group, info.version, info.kind, obj)
     validate_or_raise(info, obj, None)
-    track_managed_fields(ctx, info, None, obj, opts)
-    return obj
 
 
 def track_managed_fields(
@@ -135,6 +141,23 @@ def admit_update(
     ctx: ServerContext, info: ResourceInfo, new: Obj, old: Obj, opts: WriteOptions
 ) -> Obj | None:
     """Prepare ``new`` replacing ``old``; returns None when the write completes a deletion."""
+    prepare_replacement(info, new, old, opts)
+    if _strip_managed(new) == _strip_managed(old):
+        return old
+    new_meta = new["metadata"]
+    if "managedFields" not in new_meta and (old.get("metadata") or {}).get("managedFields"):
+        new_meta["managedFields"] = copy.deepcopy(old["metadata"]["managedFields"])
+    track_managed_fields(ctx, info, old, new, opts)
+    if not new_meta.get("managedFields"):
+        new_meta.pop("managedFields", None)
+    if deletion_complete(new):
+        return None
+    return new
+
+
+def prepare_replacement(info: ResourceInfo, new: Obj, old: Obj, opts: WriteOptions) -> None:
+    """Strategy, defaults and validation of ``new`` replacing ``old`` (every write path: update,
+    patch, and server-side apply to an existing object)."""
     if opts.subresource == "status":
         strategy.prepare_status_update(info, new, old)
     else:
@@ -150,17 +173,6 @@ def admit_update(
             raise errors.invalid(info.kind, info.group, new["metadata"].get("name", ""), status_causes)
     elif opts.subresource != "status":
         validate_or_raise(info, new, old)
-    if _strip_managed(new) == _strip_managed(old):
-        return old
-    new_meta = new["metadata"]
-    if "managedFields" not in new_meta and (old.get("metadata") or {}).get("managedFields"):
-        new_meta["managedFields"] = copy.deepcopy(old["metadata"]["managedFields"])
-    track_managed_fields(ctx, info, old, new, opts)
-    if not new_meta.get("managedFields"):
-        new_meta.pop("managedFields", None)
-    if deletion_complete(new):
-        return None
-    return new
 
 
 def deletion_complete(obj: Obj) -> bool:
