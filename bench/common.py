@@ -68,28 +68,11 @@ class Server:
                 self.proc.kill()
 
 
-def start_server(data_dir: Path | None = None, *extra: str, command: str = "up") -> Server:
-    """``kubelite <command>`` (``up``: the all-in-one cluster; ``server``: the API server
-    alone) on a fresh data dir and a free port, once it printed its ready line."""
-    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kubelite-bench-"))
-    port = free_port()
+def spawn_until_ready(cmd: list[str], timeout: float, what: str) -> tuple[subprocess.Popen[str], float]:
+    """Start ``cmd`` and wait for its line containing ``ready``; returns (process, seconds).
+    A process that fails or times out is killed before the error is raised."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubelite.cli",
-            command,
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ready = threading.Event()
     out: list[str] = []
 
@@ -102,9 +85,30 @@ def start_server(data_dir: Path | None = None, *extra: str, command: str = "up")
         ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(60) or proc.poll() is not None:
-        raise RuntimeError("server did not start:\n" + "".join(out))
-    return Server(proc, data_dir, port, time.monotonic() - t0)
+    if not ready.wait(timeout) or proc.poll() is not None:
+        proc.kill()
+        raise RuntimeError(f"{what} did not start:\n" + "".join(out))
+    return proc, time.monotonic() - t0
+
+
+def start_server(data_dir: Path | None = None, *extra: str, command: str = "up") -> Server:
+    """``kubelite <command>`` (``up``: the all-in-one cluster; ``server``: the API server
+    alone) on a fresh data dir and a free port, once it printed its ready line."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kubelite-bench-"))
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "kubelite.cli",
+        command,
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        *extra,
+    ]
+    proc, took = spawn_until_ready(cmd, 60, "server")
+    return Server(proc, data_dir, port, took)
 
 
 def cpu_model() -> str:

@@ -21,11 +21,10 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
-from common import Server, machine, start_server
+from common import Server, machine, spawn_until_ready, start_server
 
 PROGRESS_EVERY = 2.0
 
@@ -39,39 +38,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_simulator(srv: Server, nodes: int, heartbeat: float) -> tuple[subprocess.Popen[str], float]:
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubelite.cli",
-            "simulate",
-            "--kubeconfig",
-            str(srv.data_dir / "kubeconfig.yaml"),
-            "--nodes",
-            str(nodes),
-            "--simulated-heartbeat",
-            str(heartbeat),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ready = threading.Event()
-    out: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.append(line)
-            if "ready" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(600) or proc.poll() is not None:
-        raise RuntimeError("simulator did not start:\n" + "".join(out))
-    return proc, time.monotonic() - t0
+    cmd = [
+        sys.executable,
+        "-m",
+        "kubelite.cli",
+        "simulate",
+        "--kubeconfig",
+        str(srv.data_dir / "kubeconfig.yaml"),
+        "--nodes",
+        str(nodes),
+        "--simulated-heartbeat",
+        str(heartbeat),
+    ]
+    return spawn_until_ready(cmd, 600, "simulator")
 
 
 def revision(srv: Server) -> int:
