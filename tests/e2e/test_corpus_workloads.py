@@ -231,7 +231,7 @@ def test_boinc_deployments_stay_on_production_nodes(sim: Cluster, production: li
         running = wait_for(
             f"3 {app} pods",
             lambda app=app: (lambda r: r if len(r) == 3 else None)(running_by_node(sim, ns, f"app={app}")),
-            30,
+            90,  # usually < 1 s; one CI run in six needed more than 30 s (cause not yet found, see the note)
         )
         assert set(running.values()) <= set(production), dump(sim, ns)
 
