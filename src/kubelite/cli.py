@@ -40,6 +40,7 @@ UP_COMPONENTS: list[str] = [
     "kubelite.simulator:component",
     "kubelite.scheduler:component",
     "kubelite.agent.agent:component",
+    "kubelite.dns:component",
     "kubelite.demo:component",
     # -- more components above this line --
 ]
@@ -112,6 +113,22 @@ def _controller_args(p: argparse.ArgumentParser) -> None:
         "--cronjob-clock-scale", type=float, default=1.0, help=argparse.SUPPRESS
     )  # tests only: the CronJob controller's clock runs N times faster than real time
     p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
+    _cluster_cidr_args(p)
+
+
+def _cluster_cidr_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cluster-cidr",
+        default="10.244.0.0/16",
+        help="pod IP range; each node gets a --node-cidr-mask-size slice as spec.podCIDR "
+        "(default 10.244.0.0/16)",
+    )
+    p.add_argument(
+        "--node-cidr-mask-size",
+        type=int,
+        default=24,
+        help="prefix length of each node's podCIDR (default 24)",
+    )
 
 
 def _simulator_args(p: argparse.ArgumentParser, flag: str = "--simulated-nodes") -> None:
@@ -214,6 +231,78 @@ def _agent_args(p: argparse.ArgumentParser, embedded: bool) -> None:
         default=10.0,
         help="initial CrashLoopBackOff delay in seconds, doubling to 5 minutes (default 10)",
     )
+    _network_args(p, embedded)
+
+
+def _network_args(p: argparse.ArgumentParser, embedded: bool) -> None:
+    """Pod networking (CNI), the service proxy and cluster DNS settings of a node."""
+    if not embedded:  # inside ``up`` these come from the server and controller options
+        p.add_argument(
+            "--service-cidr", default="10.96.0.0/12", help="ClusterIP range (default 10.96.0.0/12)"
+        )
+        p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod IP range (default 10.244.0.0/16)")
+    p.add_argument(
+        "--network",
+        choices=["cni", "none"],
+        default="cni",
+        help="cni (default): pod IPs through the CNI plugins, the service proxy and network policies; "
+        "none: every pod gets a private network namespace with loopback only",
+    )
+    p.add_argument(
+        "--cni-bin-dir",
+        default="/usr/lib/cni:/opt/cni/bin",
+        help="where the CNI plugins are (colon-separated; default /usr/lib/cni:/opt/cni/bin)",
+    )
+    p.add_argument(
+        "--cni-conf-dir",
+        type=Path,
+        default=None,
+        help="CNI network configuration directory; the first *.conflist/*.conf is used and kubelite "
+        "writes its bridge network there when it is empty (default DATA_DIR/agent/cni/net.d)",
+    )
+    p.add_argument("--node-ip", default=None, help="the node's InternalIP (default: the primary address)")
+    p.add_argument("--bridge-name", default="kubelite0", help="the pod bridge (default kubelite0)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="DNS domain (default cluster.local)")
+    p.add_argument(
+        "--cluster-dns",
+        default=None,
+        help="nameserver written into pods' resolv.conf (default: the 10th address of --service-cidr)",
+    )
+    p.add_argument(
+        "--masquerade-egress",
+        action="store_true",
+        help="let pods reach addresses outside the cluster (masqueraded); by default such traffic is "
+        "dropped so pod traffic never leaves the machine",
+    )
+
+
+def _dns_args(p: argparse.ArgumentParser, embedded: bool) -> None:
+    if embedded:
+        p.add_argument("--no-dns", action="store_true", help="do not run the cluster DNS server")
+    else:
+        p.add_argument(
+            "--bind-address",
+            default=None,
+            help="address the DNS server listens on (default: primary address)",
+        )
+        p.add_argument("--cluster-domain", default="cluster.local", help="DNS domain (default cluster.local)")
+        p.add_argument(
+            "--cluster-cidr",
+            default="10.244.0.0/16",
+            help="pod IP range; only pods, nodes and loopback may use the DNS server for forwarding",
+        )
+        p.add_argument(
+            "--service-cidr", default="10.96.0.0/12", help="ClusterIP range (default 10.96.0.0/12)"
+        )
+    p.add_argument("--dns-port", type=int, default=53, help="port of the cluster DNS server (default 53)")
+    p.add_argument(
+        "--dns-upstream",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="resolver for names outside the cluster domain (repeatable; default: the host's "
+        "/etc/resolv.conf nameservers)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     _controller_args(up)
     _simulator_args(up)
     _agent_args(up, embedded=True)
+    _dns_args(up, embedded=True)
     _log_args(up)
     server = sub.add_parser(
         "server",
@@ -269,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     _kubeconfig_arg(agent)
     _agent_args(agent, embedded=False)
     _log_args(agent)
+    dns = sub.add_parser(
+        "dns",
+        help="run the cluster DNS server against an API server",
+        description="Serve cluster DNS (Services, pods, forwarding) and publish the kube-dns endpoints.",
+    )
+    _kubeconfig_arg(dns)
+    _dns_args(dns, embedded=False)
+    _log_args(dns)
     from kubelite.agent.images.cli import add_images_parser
 
     add_images_parser(sub)
@@ -380,6 +478,7 @@ REMOTE_COMMANDS = {
     "scheduler": (["kubelite.scheduler:component"], "kube-scheduler"),
     "simulate": (["kubelite.simulator:component"], "kubelite-simulator"),
     "agent": (["kubelite.agent.agent:component"], "kubelet"),
+    "dns": (["kubelite.dns:component"], "kubelite-dns"),
 }
 
 

@@ -94,12 +94,19 @@ def _pump(proc: subprocess.Popen[str], sink: list[str], ready: threading.Event) 
     ready.set()
 
 
-def start_cluster(data_dir: Path, *extra: str, port: int | None = None, agent: bool = False) -> Cluster:
+def start_cluster(
+    data_dir: Path, *extra: str, port: int | None = None, agent: bool = False, network: bool = False
+) -> Cluster:
     """A real ``kubelite up``.  Without ``agent=True`` no real node agent runs (API-level tests
-    and simulated nodes must not get pods scheduled onto this machine's real runc node)."""
+    and simulated nodes must not get pods scheduled onto this machine's real runc node).  Agent
+    tests get ``--network none`` (loopback-only pods) unless ``network=True``: pod networking
+    changes the host's bridges, routes and nftables, so only the networking tests (which run the
+    cluster inside a network namespace of their own) and the demo test turn it on."""
     port = port or free_port()
     if not agent and "--no-agent" not in extra:
         extra = (*extra, "--no-agent")
+    if agent and not network and "--network" not in extra:
+        extra = (*extra, "--network", "none")
     cmd = [
         sys.executable,
         "-m",

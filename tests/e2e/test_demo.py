@@ -31,7 +31,9 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def test_demo_workload_runs_and_stops_cleanly(tmp_path: Path) -> None:
-    cluster = start_cluster(tmp_path / "demo", "--demo", "--crash-loop-backoff", "1", agent=True)
+    cluster = start_cluster(
+        tmp_path / "demo", "--demo", "--crash-loop-backoff", "1", agent=True, network=True
+    )
     try:
         assert "runtime=runc" in cluster.ready_line
         deadline = time.time() + 120
