@@ -405,6 +405,26 @@ async def test_pod_lifecycle_run_finish_delete(tmp_path: Path) -> None:
         await eventually(lambda: _true(sim.metrics.pod_metrics("default") == []))
 
 
+async def test_pod_marked_not_ready_by_node_lifecycle_recovers(tmp_path: Path) -> None:
+    """The node-lifecycle controller sets Ready=False on pods of a node whose heartbeats were
+    late; the simulated kubelet (still running) reports them Ready again, as kubelet does."""
+    async with api(tmp_path) as client, simulator(client):
+        await client.create(PODS, "default", bound_pod("web", "sim-node-0"))
+        await eventually(lambda: _is(client, "web", "Running"))
+        pod = await client.get(PODS, "default", "web")
+        for c in pod["status"]["conditions"]:
+            if c["type"] == "Ready":
+                c["status"] = "False"
+        await client.update(PODS, "default", pod, subresource="status")
+        await eventually(lambda: _pod_ready(client, "web"))
+
+
+async def _pod_ready(client: Client, name: str) -> bool:
+    pod = await client.get(PODS, "default", name)
+    conds = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
 async def _is(client: Client, name: str, want: str) -> bool:
     return await phase(client, name) == want
 

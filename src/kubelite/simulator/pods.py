@@ -189,11 +189,13 @@ class PodLifecycle:
         ip = str((pod.get("status") or {}).get("podIP") or "")
         if ip:
             self.ips.adopt(key, self.nodes.index[node], ip)
-        if (pod.get("spec") or {}).get("readinessGates"):
-            status = refresh_ready(pod, now_rfc3339())
-            if status is not None:
-                await self._write(pod, status)
-                return None  # the watch brings the update back
+        # Re-evaluate Ready on every pass, as kubelet's status manager does: readiness gates, and
+        # a Ready=False written by the node-lifecycle controller while this node's heartbeats were
+        # late (MarkPodsNotReady) is set back once the node runs again.
+        status = refresh_ready(pod, now_rfc3339())
+        if status is not None:
+            await self._write(pod, status)
+            return None  # the watch brings the update back
         if duration is None:
             return None
         loop = asyncio.get_running_loop()
