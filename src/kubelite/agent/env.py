@@ -91,51 +91,79 @@ def container_argv(
 
 
 # ------------------------------------------------------------------------------------ services
+MASTER_SERVICES = frozenset({"kubernetes"})  # always visible from the default namespace
+
+
 def _svc_prefix(name: str) -> str:
+    """``makeEnvVariableName``: upper case, ``-`` becomes ``_``."""
     return name.upper().replace("-", "_")
 
 
+def _host_port(ip: str, port: object) -> str:
+    """``net.JoinHostPort``: IPv6 addresses in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _has_cluster_ip(svc: Obj) -> bool:
+    """``IsServiceIPSet``: a ClusterIP that is neither empty nor ``None``."""
+    ip = (svc.get("spec") or {}).get("clusterIP")
+    return bool(ip) and ip != "None"
+
+
+def _link_env(prefix: str, ip: str, ports: list[Obj]) -> dict[str, str]:
+    """Docker-link variables: ``FOO_PORT`` for the first port, ``FOO_PORT_<n>_<PROTO>*`` each."""
+    env: dict[str, str] = {}
+    for i, p in enumerate(ports):
+        proto = str(p.get("protocol") or "TCP")
+        url = f"{proto.lower()}://{_host_port(ip, p.get('port'))}"
+        if i == 0:
+            env[f"{prefix}_PORT"] = url
+        base = f"{prefix}_PORT_{p.get('port')}_{proto.upper()}"
+        env[base] = url
+        env[f"{base}_PROTO"] = proto.lower()
+        env[f"{base}_PORT"] = str(p.get("port"))
+        env[f"{base}_ADDR"] = ip
+    return env
+
+
 def service_env(services: list[Obj]) -> dict[str, str]:
-    """``FOO_SERVICE_HOST``, ``FOO_SERVICE_PORT[_NAME]`` and the docker-link ``FOO_PORT*`` variables."""
+    """The kubelet's ``envvars.FromServices``: ``FOO_SERVICE_HOST``, ``FOO_SERVICE_PORT``
+    (first port), ``FOO_SERVICE_PORT_<NAME>`` (named ports) and the docker-link variables,
+    for every Service with a ClusterIP."""
     env: dict[str, str] = {}
     for svc in sorted(services, key=lambda s: str((s.get("metadata") or {}).get("name", ""))):
         spec = svc.get("spec") or {}
-        ip = str(spec.get("clusterIP") or "")
         ports = spec.get("ports") or []
-        if not ip or ip == "None" or spec.get("type") == "ExternalName" or not ports:
+        if not _has_cluster_ip(svc) or not ports:
             continue
+        ip = str(spec["clusterIP"])
         prefix = _svc_prefix(str(svc["metadata"]["name"]))
         env[f"{prefix}_SERVICE_HOST"] = ip
         env[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
         for p in ports:
             if p.get("name"):
                 env[f"{prefix}_SERVICE_PORT_{_svc_prefix(str(p['name']))}"] = str(p.get("port"))
-        first = ports[0]
-        env[f"{prefix}_PORT"] = f"{str(first.get('protocol') or 'TCP').lower()}://{ip}:{first.get('port')}"
-        for p in ports:
-            proto = str(p.get("protocol") or "TCP")
-            base = f"{prefix}_PORT_{p.get('port')}_{proto.upper()}"
-            env[base] = f"{proto.lower()}://{ip}:{p.get('port')}"
-            env[f"{base}_PROTO"] = proto.lower()
-            env[f"{base}_PORT"] = str(p.get("port"))
-            env[f"{base}_ADDR"] = ip
+        env.update(_link_env(prefix, ip, ports))
     return env
 
 
 async def _services_for(pod: Obj, sources: Sources) -> list[Obj]:
+    """``getServiceEnvVarMap``: the master services of ``default`` (``kubernetes``) always;
+    with ``enableServiceLinks`` (the default) every Service of the pod's namespace too, one
+    of which shadows a master service of the same name."""
     ns = str(pod["metadata"].get("namespace") or "default")
-    spec = pod.get("spec") or {}
-    found: list[Obj] = []
-    if spec.get("enableServiceLinks", True) is not False:
-        found = list(await sources.services(ns))
-    if ns != "default" or spec.get("enableServiceLinks") is False:
-        masters = [
-            s
-            for s in await sources.services("default")
-            if (s.get("metadata") or {}).get("name") == "kubernetes"
-        ]
-        found = [s for s in found if (s.get("metadata") or {}).get("name") != "kubernetes"] + masters
-    return found
+    links = (pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+    by_name: dict[str, Obj] = {}
+    default = await sources.services("default")
+    for svc in default:
+        name = str((svc.get("metadata") or {}).get("name", ""))
+        if name in MASTER_SERVICES and _has_cluster_ip(svc):
+            by_name[name] = svc
+    if links:
+        for svc in default if ns == "default" else await sources.services(ns):
+            if _has_cluster_ip(svc):
+                by_name[str((svc.get("metadata") or {}).get("name", ""))] = svc
+    return list(by_name.values())
 
 
 # ------------------------------------------------------------------------------------ valueFrom

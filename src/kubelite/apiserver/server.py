@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import gc
+import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
@@ -30,8 +32,8 @@ from kubelite.apiserver.objects import ObjectStore
 from kubelite.apiserver.openapi import OpenAPIV3
 from kubelite.apiserver.rest import create_object
 from kubelite.apiserver.spdyupgrade import UpgradingHttpProtocol
-from kubelite.apiserver.writes import WriteOptions
-from kubelite.registry.resources import METRICS, builtin_index
+from kubelite.apiserver.writes import WriteOptions, admit_update
+from kubelite.registry.resources import METRICS, ResourceInfo, builtin_index
 from kubelite.store import open_store
 from kubelite.store.types import Store
 
@@ -39,6 +41,7 @@ log = logging.getLogger("kubelite.server")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+DNS_OFFSET = 10  # kube-dns's conventional ClusterIP: the service CIDR's network address + 10
 
 
 @dataclass
@@ -49,6 +52,9 @@ class ServerConfig:
     datastore: str = ""
     service_cidr: str = "10.96.0.0/12"
     advertise_hosts: list[str] = field(default_factory=list)
+    # kube-apiserver's --advertise-address: the address the kubernetes Service's endpoints
+    # name (pods reach the API server there); "" = the bind address, 127.0.0.1 for a wildcard
+    advertise_address: str = ""
     # DefaultTolerationSeconds admission: not-ready/unreachable NoExecute tolerations
     default_toleration_seconds: int = 300
 
@@ -85,6 +91,7 @@ async def build_context(
     ctx.crds = crds
     ctx.openapi = OpenAPIV3(index, crds.schemas_for)
     allocator = ServiceAllocator(cfg.service_cidr)
+    await allocator.start(ctx)
     ctx.extra["service_allocator"] = allocator
     ctx.extra["create_hooks"] = {
         ("", "Service"): allocator.on_create,
@@ -109,63 +116,170 @@ async def _crd_finalizer(ctx: ServerContext, crd: dict[str, Any], opts: WriteOpt
         fins.append(CRD_CLEANUP_FINALIZER)
 
 
+def _resource(ctx: ServerContext, group: str, plural: str) -> ResourceInfo:
+    return next(r for r in ctx.index.resources if r.group == group and r.plural == plural and r.preferred)
+
+
 async def _ensure(ctx: ServerContext, group: str, plural: str, namespace: str, obj: dict[str, Any]) -> None:
-    info = next(r for r in ctx.index.resources if r.group == group and r.plural == plural and r.preferred)
+    info = _resource(ctx, group, plural)
     with contextlib.suppress(errors.AlreadyExists):
         if await ctx.objects.get_kv(info, namespace, obj["metadata"]["name"]) is None:
             await create_object(ctx, info, namespace, obj, WriteOptions(manager="kube-apiserver"))
 
 
+def _get_path(obj: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None  # type: ignore[assignment]
+    return obj
+
+
+def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        obj = obj.setdefault(part, {})
+    if value is None:
+        obj.pop(last, None)
+    else:
+        obj[last] = copy.deepcopy(value)
+
+
+async def _reconcile(
+    ctx: ServerContext, group: str, plural: str, namespace: str, obj: dict[str, Any], paths: tuple[str, ...]
+) -> None:
+    """Create ``obj``, or reset the fields at ``paths`` of the stored one when they drifted
+    (kube-apiserver's endpoints reconciler and kubernetes-service controller do likewise)."""
+    info = _resource(ctx, group, plural)
+    name = obj["metadata"]["name"]
+    if await ctx.objects.get_kv(info, namespace, name) is None:
+        await _ensure(ctx, group, plural, namespace, obj)
+        return
+
+    def mutate(cur: dict[str, Any]) -> dict[str, Any] | None:
+        new = copy.deepcopy(cur)
+        for path in paths:
+            _set_path(new, path, _get_path(obj, path))
+        if new == cur:
+            return cur
+        return admit_update(ctx, info, new, cur, WriteOptions(manager="kube-apiserver"))
+
+    with contextlib.suppress(errors.NotFound):
+        await ctx.objects.guaranteed_update(info, namespace, name, mutate)
+
+
+def kubernetes_service(allocator: ServiceAllocator, port: int) -> dict[str, Any]:
+    """The ``default/kubernetes`` Service fronting the API server at the service CIDR's .1."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": allocator.first_ip(1),
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+            "sessionAffinity": "None",
+        },
+    }
+
+
+def kubernetes_endpoints(ip: str, port: int) -> dict[str, Any]:
+    """``default/kubernetes`` Endpoints: the API server's address (never mirrored to slices)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+        },
+        "subsets": [
+            {"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        ],
+    }
+
+
+def kubernetes_endpoint_slice(ip: str, port: int) -> dict[str, Any]:
+    """``default/kubernetes`` EndpointSlice as kube-apiserver's EndpointsAdapter writes it:
+    named after the Service, only the ``kubernetes.io/service-name`` label (no managed-by:
+    no controller owns it), one ready endpoint per API server address."""
+    family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "kubernetes"},
+        },
+        "addressType": family,
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }
+
+
+def kube_dns_service(allocator: ServiceAllocator) -> dict[str, Any]:
+    """``kube-system/kube-dns`` at the service CIDR's .10, as kubeadm's CoreDNS add-on
+    names it; selectorless: the kubelite DNS server publishes its own EndpointSlice."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kube-dns",
+            "namespace": "kube-system",
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+            },
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": allocator.first_ip(DNS_OFFSET),
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            ],
+            "sessionAffinity": "None",
+        },
+    }
+
+
 async def bootstrap(ctx: ServerContext, cfg: ServerConfig) -> None:
-    """What kube-apiserver creates on start: system namespaces and the kubernetes Service."""
+    """What kube-apiserver (and kubeadm's DNS add-on) set up on start: the system namespaces,
+    the ``kubernetes`` Service with its Endpoints and EndpointSlice (ports and address kept
+    current), and the ``kube-dns`` Service."""
     for ns in SYSTEM_NAMESPACES:
         await _ensure(
             ctx, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
         )
     allocator: ServiceAllocator = ctx.extra["service_allocator"]
-    await _ensure(
-        ctx,
-        "",
-        "services",
-        "default",
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {
-                "name": "kubernetes",
-                "namespace": "default",
-                "labels": {"component": "apiserver", "provider": "kubernetes"},
-            },
-            "spec": {
-                "type": "ClusterIP",
-                "clusterIP": allocator.first_ip(1),
-                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}],
-                "sessionAffinity": "None",
-            },
-        },
+    await _reconcile(ctx, "", "services", "default", kubernetes_service(allocator, cfg.port), ("spec.ports",))
+    endpoint_ip = cfg.advertise_address or (
+        cfg.bind if cfg.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
     )
-    endpoint_ip = cfg.bind if cfg.bind not in ("0.0.0.0", "::") else "127.0.0.1"
-    await _ensure(
+    await _reconcile(
         ctx,
         "",
         "endpoints",
         "default",
-        {
-            "apiVersion": "v1",
-            "kind": "Endpoints",
-            "metadata": {
-                "name": "kubernetes",
-                "namespace": "default",
-                "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
-            },
-            "subsets": [
-                {
-                    "addresses": [{"ip": endpoint_ip}],
-                    "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}],
-                }
-            ],
-        },
+        kubernetes_endpoints(endpoint_ip, cfg.port),
+        ("metadata.labels", "subsets"),
     )
+    await _reconcile(
+        ctx,
+        "discovery.k8s.io",
+        "endpointslices",
+        "default",
+        kubernetes_endpoint_slice(endpoint_ip, cfg.port),
+        ("metadata.labels", "addressType", "endpoints", "ports"),
+    )
+    try:
+        await _ensure(ctx, "", "services", "kube-system", kube_dns_service(allocator))
+    except errors.Invalid as e:  # .10 taken by a user Service: DNS is left without its VIP
+        log.warning("kube-dns Service not created error=%s", e)
 
 
 def _ssl_hosts(cfg: ServerConfig) -> list[str]:

@@ -4,9 +4,11 @@ Mirrors ``pkg/controller/endpoint``: pods selected by the Service with an IP are
 in ``subsets``; ready pods (or every pod when ``publishNotReadyAddresses``) under
 ``addresses``, the others under ``notReadyAddresses``; terminating pods are left out
 unless not-ready addresses are published.  Named ``targetPort`` s resolve per pod through
-its container ports (a pod without the named port is left out of that port).  Addresses
-with the same ports are packed into one subset, sorted.  Services without a selector
-(like ``kubernetes``) are not touched: their Endpoints belong to someone else.
+its container (and sidecar) ports (a pod without the named port is left out of that port,
+and out of the Endpoints when no port resolves); a Service without ports lists addresses
+only when headless.  Addresses with the same ports are packed into one subset, sorted.
+Services without a selector (like ``kubernetes``) are not touched: their Endpoints belong
+to someone else (the mirroring controller copies them into EndpointSlices).
 """
 
 from __future__ import annotations
@@ -43,10 +45,12 @@ def _address(pod: Obj, svc: Obj) -> Obj:
 
 
 def _pod_ports(pod: Obj, svc: Obj) -> list[Obj] | None:
-    """The endpoint ports of ``pod``; None when the Service has ports and none resolves."""
+    """The endpoint ports of ``pod``; None when it is not listed: the Service has ports and
+    none resolves, or it has none and is not headless (only headless Services list
+    addresses without ports)."""
     service_ports = (svc.get("spec") or {}).get("ports") or []
     if not service_ports:
-        return []
+        return [] if se.is_headless(svc) else None
     out = []
     for sp in service_ports:
         number = se.find_port(pod, sp)
@@ -151,7 +155,7 @@ class EndpointsController:
                 with contextlib.suppress(errors.NotFound):
                     await self.client.delete(ENDPOINTS, namespace, name)
             return None
-        if not se.has_selector(svc):
+        if not se.has_selector(svc) or se.is_external_name(svc):
             return None
         subsets, truncated = _truncate(compute_subsets(svc, se.pods_for_service(self.pods, svc)))
         await self._write(svc, current, subsets, truncated)

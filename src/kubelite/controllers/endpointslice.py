@@ -4,7 +4,11 @@ Mirrors ``pkg/controller/endpointslice`` (and its reconciler in
 ``staging/src/k8s.io/endpointslice``): every selected pod with an IP — terminating ones
 included — is one endpoint with conditions ``ready`` / ``serving`` / ``terminating``,
 ``nodeName``, ``zone`` (the node's ``topology.kubernetes.io/zone``), ``targetRef`` and
-``hostname``.  Endpoints with the same resolved ports share slices of at most 100
+``hostname`` (a pod whose ``spec.subdomain`` is the Service's name).  Ports resolve per pod
+(named targetPorts through its container and sidecar ports); a pod resolving none is still
+listed, in a slice without ports.  ExternalName Services get no slices.  Changes are
+written as soon as the informers deliver them (no batching period).  Endpoints with the
+same resolved ports share slices of at most 100
 endpoints; existing slices keep their endpoints where possible to limit churn; a Service
 with no endpoints keeps one empty placeholder slice.  Slices are labelled
 ``kubernetes.io/service-name`` and ``endpointslice.kubernetes.io/managed-by:
@@ -37,24 +41,25 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 MAX_ENDPOINTS = 100
 
 
-def _ports_key(ports: list[Obj]) -> str:
+def ports_key(ports: list[Obj]) -> str:
     return repr(
         sorted((p.get("name", ""), p.get("port"), p.get("protocol"), p.get("appProtocol")) for p in ports)
     )
 
 
-def slice_ports(svc: Obj, pod: Obj) -> list[Obj] | None:
-    """Resolved ports of ``pod`` (every port carries a name, ``""`` when unnamed)."""
+def slice_ports(svc: Obj, pod: Obj) -> list[Obj]:
+    """Resolved ports of ``pod`` (every port carries a name, ``""`` when unnamed).
+
+    As ``getEndpointPorts``: a Service port whose targetPort the pod lacks is left out;
+    a pod resolving none of them is still an endpoint, in a slice without ports.
+    """
     out = []
-    service_ports = (svc.get("spec") or {}).get("ports") or []
-    for sp in service_ports:
+    for sp in (svc.get("spec") or {}).get("ports") or []:
         number = se.find_port(pod, sp)
         if number is not None:
             port = se.endpoint_port(sp, number)
             port.setdefault("name", "")
             out.append(port)
-    if service_ports and not out:
-        return None
     return out
 
 
@@ -93,9 +98,7 @@ def desired_endpoints(
         if not se.should_pod_be_in_endpoints(pod, include_terminating=True) or ":" in pod_ip(pod):
             continue
         ports = slice_ports(svc, pod)
-        if ports is None:
-            continue
-        _, eps = out.setdefault(_ports_key(ports), (ports, {}))
+        _, eps = out.setdefault(ports_key(ports), (ports, {}))
         eps[pod_ip(pod)] = to_endpoint(svc, pod, nodes)
     return out
 
@@ -111,12 +114,16 @@ def _address(ep: Obj) -> str:
     return str((ep.get("addresses") or [""])[0])
 
 
-def plan_slices(existing: list[Obj], desired: dict[str, tuple[list[Obj], dict[str, Obj]]]) -> Plan:
+def plan_slices(
+    existing: list[Obj],
+    desired: dict[str, tuple[list[Obj], dict[str, Obj]]],
+    max_endpoints: int = MAX_ENDPOINTS,
+) -> Plan:
     """Keep endpoints in the slice they are in, fill slices with room, then open new ones."""
     plan = Plan()
     by_key: dict[str, list[Obj]] = {}
     for sl in sorted(existing, key=lambda s: meta(s).get("name", "")):
-        by_key.setdefault(_ports_key(sl.get("ports") or []), []).append(sl)
+        by_key.setdefault(ports_key(sl.get("ports") or []), []).append(sl)
     spare: list[Obj] = [s for k, slices in by_key.items() if k not in desired for s in slices]
     if not desired:
         return _placeholder_plan(existing)
@@ -129,7 +136,7 @@ def plan_slices(existing: list[Obj], desired: dict[str, tuple[list[Obj], dict[st
             ]
             kept.append((sl, eps))
         for _, eps in kept:
-            while remaining and len(eps) < MAX_ENDPOINTS:
+            while remaining and len(eps) < max_endpoints:
                 eps.append(remaining.pop(next(iter(remaining))))
         fresh = list(remaining.values())
         for sl, eps in kept:
@@ -137,8 +144,8 @@ def plan_slices(existing: list[Obj], desired: dict[str, tuple[list[Obj], dict[st
                 plan.update.append((sl, ports, eps))
             else:
                 spare.append(sl)
-        for i in range(0, len(fresh), MAX_ENDPOINTS):
-            chunk = fresh[i : i + MAX_ENDPOINTS]
+        for i in range(0, len(fresh), max_endpoints):
+            chunk = fresh[i : i + max_endpoints]
             if spare:
                 plan.update.append((spare.pop(0), ports, chunk))
             else:
@@ -207,7 +214,7 @@ def _unchanged(current: Obj, body: Obj) -> bool:
     cm = meta(current)
     return bool(
         (current.get("endpoints") or []) == body["endpoints"]
-        and _ports_key(current.get("ports") or []) == _ports_key(body.get("ports") or [])
+        and ports_key(current.get("ports") or []) == ports_key(body.get("ports") or [])
         and (cm.get("labels") or {}) == body["metadata"]["labels"]
         and (cm.get("ownerReferences") or []) == body["metadata"]["ownerReferences"]
     )
@@ -270,7 +277,7 @@ class EndpointSliceController:
             return 0.05
         svc = self.services.get(key)
         existing = self.slices.by_index("endpointslice/service", key)
-        if svc is None or not se.has_selector(svc):
+        if svc is None or not se.has_selector(svc) or se.is_external_name(svc):
             for sl in existing:  # the garbage collector would too; be prompt
                 with contextlib.suppress(errors.NotFound):
                     await self.client.delete(SLICES, namespace, meta(sl)["name"])

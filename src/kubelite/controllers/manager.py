@@ -51,6 +51,7 @@ FACTORIES: dict[str, str] = {
     "serviceaccount": "kubelite.controllers.serviceaccount:new",
     "endpoints": "kubelite.controllers.endpoints:new",
     "endpointslice": "kubelite.controllers.endpointslice:new",
+    "endpointslicemirroring": "kubelite.controllers.endpointslicemirroring:new",
     "disruption": "kubelite.controllers.disruption:new",
     "statefulset": "kubelite.controllers.statefulset:new",
     "daemonset": "kubelite.controllers.daemonset:new",
@@ -66,6 +67,8 @@ FACTORIES: dict[str, str] = {
     "persistentvolume-binder": "kubelite.controllers.volume:new",
     "local-path-provisioner": "kubelite.controllers.localpath:new",
     "horizontal-pod-autoscaler": "kubelite.controllers.hpa:new",
+    "node-ipam-controller": "kubelite.controllers.nodeipam:new",
+    "service-lb-controller": "kubelite.controllers.servicelb:new",
     # -- more controllers above this line --
 }
 
@@ -124,6 +127,11 @@ def controller_options(args: Any) -> dict[str, Any]:
         "job_backoff_base": float(getattr(args, "job_backoff_base", 10.0)),
         "terminated_pod_gc_threshold": int(getattr(args, "terminated_pod_gc_threshold", 12500)),
         "cronjob_clock_scale": float(getattr(args, "cronjob_clock_scale", 1.0)),
+        # node IPAM: --cluster-cidr cut into /--node-cidr-mask-size podCIDRs; the service
+        # CIDR (known inside ``up`` only) is kept out of them when the two overlap
+        "cluster_cidr": str(getattr(args, "cluster_cidr", None) or "10.244.0.0/16"),
+        "node_cidr_mask_size": int(getattr(args, "node_cidr_mask_size", None) or 24),
+        "service_cidr": str(getattr(args, "service_cidr", None) or ""),
     }
 
 

@@ -32,6 +32,11 @@ def publish_not_ready(svc: Obj) -> bool:
     return bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
 
 
+def is_external_name(svc: Obj) -> bool:
+    """ExternalName Services get no endpoints even with a selector (kubernetes#105986)."""
+    return (svc.get("spec") or {}).get("type") == "ExternalName"
+
+
 def is_headless(svc: Obj) -> bool:
     return (svc.get("spec") or {}).get("clusterIP") == "None"
 
@@ -44,14 +49,18 @@ def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
 
 
 def find_port(pod: Obj, service_port: Obj) -> int | None:
-    """``podutil.FindPort``: a numeric targetPort as is, a named one looked up in the containers."""
+    """``podutil.FindPort``: a numeric targetPort as is, a named one looked up in the
+    containers' ports (same name and protocol), then in the sidecars' (init containers with
+    ``restartPolicy: Always``)."""
     target = service_port.get("targetPort", service_port.get("port"))
     if isinstance(target, int):
         return target
     if isinstance(target, str) and target.isdigit():
         return int(target)
     protocol = service_port.get("protocol") or "TCP"
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    spec = pod.get("spec") or {}
+    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    for container in (spec.get("containers") or []) + sidecars:
         for port in container.get("ports") or []:
             if port.get("name") == target and (port.get("protocol") or "TCP") == protocol:
                 value = port.get("containerPort")
