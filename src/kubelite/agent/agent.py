@@ -14,6 +14,11 @@
   image garbage collection by disk usage through the image service.
 * Runtime: rootful ``runc`` as root, rootless ``runc`` otherwise (its limitations go to the ready
   line and to the pods' events).
+* Network (``--network cni``, rootful runc): the node's InternalIP is ``--node-ip`` (else the
+  primary address); after registering, the agent waits for its ``spec.podCIDR``, sets up the
+  node network and starts the Service proxy and the NetworkPolicy enforcer
+  (:mod:`kubelite.agent.network`); sandboxes are attached through CNI, pods get the cluster DNS
+  in their resolv.conf.  ``--network none``: loopback-only pod namespaces, the host's resolv.conf.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from kubelite.agent import containerspec, nodeinfo
 from kubelite.agent.env import Sources
 from kubelite.agent.images.backoff import PullBackOff
 from kubelite.agent.images.service import LocalImageService, auth_from_pull_secrets
+from kubelite.agent.network.dns import PodDNS
+from kubelite.agent.network.manager import AgentNetwork, NetworkSettings
 from kubelite.agent.podworker import ImageSource, PodWorker
 from kubelite.agent.runtime.base import RegistryAuth, Runtime, Sandbox
 from kubelite.agent.streams.server import StreamServer
@@ -77,11 +84,14 @@ def runc_works(runc: str = "runc") -> bool:
         return False
 
 
-def choose_runtime(root: Path) -> Runtime:
-    """Rootful runc as root, rootless runc otherwise."""
+def choose_runtime(root: Path, network: AgentNetwork | None = None) -> Runtime:
+    """Rootful runc as root (sandboxes attached through CNI with ``network``), rootless runc
+    otherwise."""
     if os.geteuid() == 0:
         from kubelite.agent.runtime.runc import RuncRuntime
 
+        if network is not None:
+            return RuncRuntime(root, network_setup=network.pods.setup, network_teardown=network.pods.teardown)
         return RuncRuntime(root)
     from kubelite.agent.runtime.rootless import RootlessRuncRuntime
 
@@ -103,8 +113,12 @@ class Agent:
         heartbeat: float = HEARTBEAT,
         agent_port: int | None = None,
         stop_pods_on_exit: bool = False,
+        node_ip: str | None = None,
+        network: AgentNetwork | None = None,
     ) -> None:
         self.client = client
+        self.network = network
+        self.pod_dns: PodDNS | None = network.dns if network is not None else None
         self.stop_pods_on_exit = stop_pods_on_exit
         self.data_dir = data_dir
         self.node_name = node_name
@@ -119,7 +133,7 @@ class Agent:
         self.pull_backoff = PullBackOff()
         self.crash_backoff = crash_backoff
         self.heartbeat = heartbeat
-        self.host_ip = nodeinfo.primary_ip()
+        self.host_ip = node_ip or nodeinfo.primary_ip()
         self.readings = nodeinfo.read(data_dir)
         self.memory_capacity = self.readings.mem_total
         self.allocatable = nodeinfo.allocatable(self.readings)
@@ -142,13 +156,18 @@ class Agent:
     def summary(self) -> str:
         """What ``kubelite up`` adds to its ready line."""
         extra = " (no cgroup limits, host network)" if self.runtime.name != "runc" else ""
-        return f" runtime={self.runtime.name}{extra} node={self.node_name}"
+        net = (
+            f" podCIDR={self.network.pod_cidr}" if self.network is not None and self.network.pod_cidr else ""
+        )
+        return f" runtime={self.runtime.name}{extra} node={self.node_name}{net}"
 
     # ------------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         await self.streams.start()
         await self.register()
         await self._renew_lease()
+        if self.network is not None:
+            await self.network.start(self.client, self.node_name, teardown_on_failure=self.stop_pods_on_exit)
         for sb in await self.runtime.list_sandboxes():
             self.adopted[sb.config.pod_uid] = sb
         self.informer.start()
@@ -179,6 +198,9 @@ class Agent:
         else:
             await self._drop_empty_sandboxes()
         self.workers.clear()
+        if self.network is not None:  # policy, proxy, routes; the node plumbing once no pod runs
+            with contextlib.suppress(Exception):
+                await self.network.stop(teardown=self.stop_pods_on_exit)
         await self.recorder.flush()
         with contextlib.suppress(Exception):
             await self.image_service.aclose()
@@ -479,7 +501,9 @@ async def component(client: Client, args: argparse.Namespace) -> Agent | None:
     data_dir.mkdir(parents=True, exist_ok=True)
     node_name = getattr(args, "node_name", None) or _hostname()
     base = float(getattr(args, "crash_loop_backoff", None) or 10.0)
-    runtime = choose_runtime(data_dir)
+    node_ip = getattr(args, "node_ip", None) or nodeinfo.primary_ip()
+    network = _network(args, data_dir, node_ip)
+    runtime = choose_runtime(data_dir, network)
     images = LocalImageService(data_dir)
     port = getattr(args, "agent_port", None)
     return Agent(
@@ -491,4 +515,16 @@ async def component(client: Client, args: argparse.Namespace) -> Agent | None:
         crash_backoff=(base, 300.0),
         agent_port=port,
         stop_pods_on_exit=args.command == "up",
+        node_ip=node_ip,
+        network=network,
     )
+
+
+def _network(args: argparse.Namespace, data_dir: Path, node_ip: str) -> AgentNetwork | None:
+    """``--network cni`` with rootful runc: the CNI pod network (rootless runc can't have one)."""
+    if getattr(args, "network", "none") != "cni":
+        return None
+    if os.geteuid() != 0:
+        log.warning("--network cni needs root: pods share the host's network (rootless runc)")
+        return None
+    return AgentNetwork(NetworkSettings.from_args(args, data_dir, node_ip))

@@ -28,6 +28,8 @@ from kubelite.agent import containerspec, status
 from kubelite.agent.env import ConfigError, PodFacts, Sources, container_argv, container_env
 from kubelite.agent.images.backoff import PullBackOff, backoff_message
 from kubelite.agent.images.reference import InvalidReferenceError
+from kubelite.agent.network.dns import PodDNS
+from kubelite.agent.network.pod import port_mappings
 from kubelite.agent.probes import ContainerProber, Target, run_action
 from kubelite.agent.runtime.base import (
     ContainerConfig,
@@ -215,16 +217,19 @@ class PodWorker:
         spec = pod.get("spec") or {}
         meta = pod["metadata"]
         hostname = str(spec.get("hostname") or meta["name"])[:63]
+        dns: PodDNS | None = getattr(self.agent, "pod_dns", None)  # with --network cni
+        host_network = bool(spec.get("hostNetwork"))
         cfg = SandboxConfig(
             pod_uid=self.uid,
             namespace=str(meta.get("namespace") or "default"),
             name=str(meta["name"]),
             hostname=hostname,
-            host_network=bool(spec.get("hostNetwork")),
+            host_network=host_network,
             share_process_namespace=bool(spec.get("shareProcessNamespace")),
-            dns_resolv_conf=_resolv_conf(spec),
+            dns_resolv_conf=self._resolv_conf(pod, dns),
             hosts_file="",
             labels={"io.kubernetes.pod.uid": self.uid},
+            port_mappings=() if host_network else port_mappings(pod),
         )
         try:
             self.sandbox = await self.agent.runtime.create_sandbox(cfg)
@@ -234,7 +239,7 @@ class PodWorker:
             self.kick()
             return False
         ip = self.pod_ip(pod)
-        hosts = _hosts_file(pod, ip, hostname)
+        hosts = _hosts_file(pod, ip, hostname, dns.cluster_domain if dns is not None else "cluster.local")
         sandbox_path = getattr(getattr(self.agent.runtime, "sandboxes", None), "path", None)
         if callable(sandbox_path):  # the runc runtimes: the pod's /etc/hosts file
             with contextlib.suppress(OSError):
@@ -242,6 +247,15 @@ class PodWorker:
         if self.agent.runtime_note:
             self.event(pod, "Normal", "RuntimeLimitations", self.agent.runtime_note)
         return True
+
+    def _resolv_conf(self, pod: Obj, dns: PodDNS | None) -> str:
+        """The cluster DNS settings per dnsPolicy (``--network cni``), else the host-based file."""
+        if dns is None:
+            return _resolv_conf(pod.get("spec") or {})
+        conf = dns.pod_config(pod)
+        for warning in conf.warnings:
+            self.event(pod, "Warning", "DNSConfigForming", warning)
+        return conf.render()
 
     def pod_ip(self, pod: Obj) -> str:
         if (pod.get("spec") or {}).get("hostNetwork"):
@@ -791,7 +805,7 @@ def _resolv_conf(spec: Obj) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _hosts_file(pod: Obj, ip: str, hostname: str) -> str:
+def _hosts_file(pod: Obj, ip: str, hostname: str, domain: str = "cluster.local") -> str:
     """The kubelet's managed /etc/hosts: localhost, the pod's own name (FQDN with a subdomain),
     then ``hostAliases``."""
     spec = pod.get("spec") or {}
@@ -813,7 +827,7 @@ def _hosts_file(pod: Obj, ip: str, hostname: str) -> str:
     ]
     if ip:
         if spec.get("subdomain"):
-            fqdn = f"{hostname}.{spec['subdomain']}.{meta.get('namespace', 'default')}.svc.cluster.local"
+            fqdn = f"{hostname}.{spec['subdomain']}.{meta.get('namespace', 'default')}.svc.{domain}"
             lines.append(f"{ip}\t{fqdn}\t{hostname}")
         else:
             lines.append(f"{ip}\t{hostname}")

@@ -66,6 +66,8 @@ class SandboxConfig:
     hosts_file: str = ""  # contents of /etc/hosts for the pod
     cgroup_parent: str = ""  # e.g. "kubelite/pod<uid>" (relative, nested under the agent's cgroup)
     labels: dict[str, str] = field(default_factory=dict)
+    # hostPorts for the network plugin: (hostPort, containerPort, protocol "tcp"|"udp"|"sctp", hostIP)
+    port_mappings: tuple[tuple[int, int, str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ class SandboxManager:
             return None
         cfg = dict(data["config"])
         cfg["labels"] = dict(cfg.get("labels") or {})
+        cfg["port_mappings"] = tuple(tuple(p) for p in cfg.get("port_mappings") or ())
         return Sandbox(
             sid, SandboxConfig(**cfg), ip=data.get("ip", ""), netns_path=data.get("netns_path", "")
         )
