@@ -96,8 +96,12 @@ def start_server(data_dir: Path | None = None, *extra: str, command: str = "up")
     alone) on a fresh data dir and a free port, once it printed its ready line."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kubelite-bench-"))
     port = free_port()
+    # KUBELITE_BENCH_PROFILE=FILE: run the server under cProfile (main thread: the event
+    # loop), stats written to FILE when it exits
+    profile = os.environ.get("KUBELITE_BENCH_PROFILE")
     cmd = [
         sys.executable,
+        *(["-m", "cProfile", "-o", profile] if profile else []),
         "-m",
         "kubelite.cli",
         command,

@@ -105,20 +105,31 @@ def measure(srv: Server, pods: int, runs: int) -> dict[str, object]:
     json_h = {**auth, "Accept": "application/json"}
     table_h = {**auth, "Accept": TABLE_ACCEPT}
     json_t, table_t, sizes = [], [], {}
+    json_cpu, table_cpu = [], []
     for _ in range(runs):
+        cpu0 = srv.cpu_seconds()
         took, body = timed_get(conn, PATH, json_h)
+        json_cpu.append(srv.cpu_seconds() - cpu0)
         json_t.append(took)
         sizes["json_bytes"] = len(body)
+        cpu0 = srv.cpu_seconds()
         took, body = timed_get(conn, PATH, table_h)
+        table_cpu.append(srv.cpu_seconds() - cpu0)
         table_t.append(took)
         sizes["table_bytes"] = len(body)
     doc = json.loads(body)
     if len(doc["rows"]) != pods:
         raise RuntimeError(f"table has {len(doc['rows'])} rows, expected {pods}")
+    cpu0 = srv.cpu_seconds()
     paged_t, rows = paged(conn, table_h)
+    paged_cpu = srv.cpu_seconds() - cpu0
     return {
         "json": stats(json_t),
         "table": stats(table_t),
+        # server CPU (user + system, all threads) per complete LIST, clock-tick resolution
+        "json_server_cpu_s": stats(json_cpu),
+        "table_server_cpu_s": stats(table_cpu),
+        "table_paged_500_server_cpu_s": round(paged_cpu, 3),
         "table_paged_500_s": round(paged_t, 3),
         "table_paged_rows": rows,
         **sizes,

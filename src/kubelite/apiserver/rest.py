@@ -193,7 +193,16 @@ def check_body(
         if ctx.crds is not None:
             ctx.crds.validate(info, obj, mode, warnings)
         return
-    bodies.check_fields(info, obj, mode, warnings, raw if raw and raw.lstrip()[:1] == b"{" else None)
+    if not raw or raw.lstrip()[:1] != b"{" or _reencodes_to(obj, raw):
+        raw = None  # not JSON, or JSON without a duplicate key: no second parse to find them
+    bodies.check_fields(info, obj, mode, warnings, raw)
+
+
+def _reencodes_to(obj: Obj, raw: bytes) -> bool:
+    """True when ``raw`` is exactly the compact encoding of the object parsed from it (what
+    kubectl and most clients send).  It then has no duplicate key: a duplicate is dropped
+    by parsing, and no encoding of an object repeats a key."""
+    return orjson.dumps(obj) == raw
 
 
 async def _ensure_namespace(ctx: ServerContext, info: ResourceInfo, namespace: str, name: str = "") -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from kubelite.registry import tables
+from kubelite.registry.printers import printer_for
 from kubelite.registry.resources import ResourceInfo
 
 Obj = dict[str, Any]
@@ -28,11 +29,16 @@ class TableConverter:
         else:
             self.columns = tables.columns_for(info.group, info.plural)
         self._builtin = crd_columns is None and tables.has_printer(info.group, info.plural)
+        printer = printer_for(info.group, info.plural) if self._builtin else None
+        # the row function, looked up once per request rather than once per row
+        self._cells = printer.cells if printer is not None else None
 
     def column_definitions(self) -> list[Obj]:
         return [c.to_dict() for c in self.columns]
 
     def cells(self, obj: Obj, now: dt.datetime) -> list[Any]:
+        if self._cells is not None:
+            return self._cells(obj, now)
         if self.crd_columns is not None:
             return tables.crd_row_cells(self.crd_columns, obj, now)
         if self._builtin:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,10 +21,11 @@ from kubelite.api import errors
 from kubelite.apiserver.context import ServerContext
 from kubelite.apiserver.http import JSON, Request, Send, start_stream, stream_chunk
 from kubelite.apiserver.negotiation import object_representation
-from kubelite.apiserver.objects import event_object
 from kubelite.apiserver.rest import Target, converter, list_filter
 from kubelite.apiserver.tableconv import partial_metadata
-from kubelite.store.types import Event, StoreClosed, Watcher, WatcherOverflow
+from kubelite.apiserver.watchcast import Broadcaster, Connection, EncodedEventCache, Stream
+from kubelite.store.fanout import HubWatcher
+from kubelite.store.types import StoreClosed, Watcher, WatcherOverflow
 
 Obj = dict[str, Any]
 BOOKMARK_INTERVAL = 30.0
@@ -36,32 +36,20 @@ PACING_RANGE = (0.002, 0.05)
 DEFAULT_TIMEOUT_RANGE = (1800, 3600)  # kube-apiserver's --min-request-timeout, randomised
 
 
-class EncodedEventCache:
-    """Decode and encode each stored event once for every plain watcher (bounded FIFO)."""
-
-    def __init__(self, size: int = 8192) -> None:
-        self.size = size
-        self._d: OrderedDict[tuple[str, int], tuple[str, Obj, Obj | None, bytes]] = OrderedDict()
-
-    def get(self, ev: Event) -> tuple[str, Obj, Obj | None, bytes]:
-        key = (ev.kv.key, ev.kv.mod_revision)
-        hit = self._d.get(key)
-        if hit is None:
-            typ, obj, prev = event_object(ev)
-            line = orjson.dumps({"type": typ, "object": obj}) + b"\n"
-            hit = (typ, obj, prev, line)
-            self._d[key] = hit
-            if len(self._d) > self.size:
-                self._d.popitem(last=False)
-        return hit
-
-
 def _cache(ctx: ServerContext) -> EncodedEventCache:
     c = ctx.extra.get("event_cache")
     if c is None:
         c = ctx.extra["event_cache"] = EncodedEventCache()
     assert isinstance(c, EncodedEventCache)
     return c
+
+
+def _broadcaster(ctx: ServerContext) -> Broadcaster:
+    b = ctx.extra.get("watch_broadcaster")
+    if b is None:
+        b = ctx.extra["watch_broadcaster"] = Broadcaster(_cache(ctx))
+    assert isinstance(b, Broadcaster)
+    return b
 
 
 class _Encoder:
@@ -191,6 +179,13 @@ async def _stream(
         await _pump(ctx, send, t, match, enc, watcher, last, ticker, pacer)
 
 
+def _direct(send: Send, enc: _Encoder, match: Any, watcher: Watcher) -> Connection | None:
+    """The connection a plain stream can be served on by the broadcaster, if any."""
+    if enc.rep or match is not None or not isinstance(watcher, HubWatcher):
+        return None
+    return Connection.of(send)
+
+
 async def _pump(
     ctx: ServerContext,
     send: Send,
@@ -206,7 +201,13 @@ async def _pump(
     cache = _cache(ctx)
     loop = asyncio.get_running_loop()
     quiet_after = 0.0
+    conn = _direct(send, enc, match, watcher)
     while True:
+        if conn is not None and not watcher.pending():
+            assert isinstance(watcher, HubWatcher)
+            stream = Stream(watcher, conn, ticker.mark_sent if ticker is not None else None)
+            await _broadcaster(ctx).run(stream)
+            last = max(last, stream.last)
         try:
             batch = await watcher.next_batch()
             if batch and loop.time() < quiet_after:
@@ -248,6 +249,9 @@ class _Bookmarks:
     def _fire(self) -> None:
         self.watcher.poke()
         self._handle = self._loop.call_later(BOOKMARK_INTERVAL, self._fire)
+
+    def mark_sent(self) -> None:
+        self.sent = True
 
     def idle(self) -> bool:
         """True when no event went out since the last poke (and resets that)."""

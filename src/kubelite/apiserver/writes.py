@@ -11,12 +11,14 @@ from typing import Any
 from kubelite.api import errors
 from kubelite.apiserver.apply import FieldSet, update_managed_fields
 from kubelite.apiserver.context import ServerContext, rfc3339
+from kubelite.apiserver.createfields import CreateFieldsCache
 from kubelite.registry import defaults, strategy, validation
 from kubelite.registry.resources import ResourceInfo
 from kubelite.schema.definitions import schema_for_gvk
 
 Obj = dict[str, Any]
 
+_CREATE_FIELDS = CreateFieldsCache()
 STALE_MESSAGE = "the object has been modified; please apply your changes to the latest version and try again"
 STATUS_IGNORED = FieldSet.of([("f:spec",)])
 PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
@@ -109,17 +111,27 @@ def track_managed_fields(
             "status",
             ignored=STATUS_IGNORED,
         )
-    else:
+        return
+    schema = schema_of(info)
+    now = ctx.now()
+
+    def compute() -> None:
         update_managed_fields(
             old,
             new,
             opts.manager,
             info.group_version,
-            schema_of(info),
-            ctx.now(),
+            schema,
+            now,
             opts.subresource,
             ignore_status=info.has_status,
         )
+
+    if old is None and not opts.subresource:
+        context = (opts.manager, info.group_version, info.plural, info.has_status)
+        _CREATE_FIELDS.apply(context, schema, new, now, compute)
+    else:
+        compute()
 
 
 def _strip_managed(obj: Obj) -> Obj:

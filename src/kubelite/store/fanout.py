@@ -61,10 +61,43 @@ class HubWatcher:
         self._poked = False
         self._error: StoreError | None = None
         self._closed = False
+        # called (synchronously, on the loop) whenever the consumer would be woken (events,
+        # poke, close, failure): how a consumer that does not await next_batch learns of it
+        self.notify: Callable[[], None] | None = None
 
     @property
     def closed(self) -> bool:
         return self._closed or self._error is not None
+
+    @property
+    def hub(self) -> FanoutHub:
+        return self._hub
+
+    @property
+    def position(self) -> int:
+        """The revision of the newest event handed out (or skipped)."""
+        return self._position
+
+    def needs_consumer(self) -> bool:
+        """True when only :meth:`next_batch` can go on: poked, closed, failed, or history to
+        replay (queued live events alone do not count)."""
+        return self._poked or self.closed or self._position < self._replay_until
+
+    def park(self) -> None:
+        """Stop queueing live events here: a caught-up watcher whose consumer reads the
+        hub's batches itself (through :meth:`FanoutHub.listen`).  Closing and failing still
+        reach it (``notify``)."""
+        if self._pending or self.needs_consumer():
+            raise RuntimeError("only a caught-up watcher can be parked")
+        self._hub._park(self)
+
+    def unpark(self, position: int, missed: Sequence[Event]) -> None:
+        """Queue live events again, from ``position`` (what the consumer handed out while
+        parked); ``missed`` are the batches' events published since, in order (older ones
+        are skipped)."""
+        self._position = max(self._position, position)
+        if self._hub._unpark(self) and missed:
+            self._offer(list(missed))
 
     def close(self) -> None:
         """End iteration (the iterator stops; it does not raise)."""
@@ -118,6 +151,9 @@ class HubWatcher:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        notify = self.notify
+        if notify is not None:
+            notify()
 
     async def _replay_chunk(self) -> list[Event]:
         limit = self._hub.replay_chunk
@@ -187,6 +223,7 @@ class FanoutHub:
         self.replay_chunk = replay_chunk
         self._revision = revision
         self._by_prefix: dict[str, dict[HubWatcher, None]] = {}
+        self._parked: dict[HubWatcher, None] = {}
         self._listeners: dict[int, tuple[str, Listener]] = {}
         self._next_listener = 0
         self._closed = False
@@ -198,7 +235,7 @@ class FanoutHub:
 
     @property
     def watcher_count(self) -> int:
-        return sum(len(watchers) for watchers in self._by_prefix.values())
+        return sum(len(watchers) for watchers in self._by_prefix.values()) + len(self._parked)
 
     def watch(self, prefix: str, from_revision: int) -> HubWatcher:
         """A watcher for events under ``prefix`` with revision > ``from_revision``.
@@ -248,12 +285,30 @@ class FanoutHub:
     def close(self) -> None:
         """Close every watcher with StoreClosed; later watch() calls raise it too."""
         self._closed = True
-        for watchers in list(self._by_prefix.values()):
+        for watchers in [*self._by_prefix.values(), self._parked]:
             for watcher in list(watchers):
                 watcher._fail(StoreClosed("store is closed"))
         self._by_prefix.clear()
+        self._parked.clear()
+
+    def _park(self, watcher: HubWatcher) -> None:
+        watchers = self._by_prefix.get(watcher.prefix)
+        if watchers is not None and watcher in watchers:
+            self._remove(watcher)
+            self._parked[watcher] = None
+
+    def _unpark(self, watcher: HubWatcher) -> bool:
+        """Back to per-watcher queueing; False when the watcher was closed meanwhile."""
+        if watcher not in self._parked:
+            return False
+        del self._parked[watcher]
+        if watcher.closed:
+            return False
+        self._by_prefix.setdefault(watcher.prefix, {})[watcher] = None
+        return True
 
     def _remove(self, watcher: HubWatcher) -> None:
+        self._parked.pop(watcher, None)
         watchers = self._by_prefix.get(watcher.prefix)
         if watchers is not None:
             watchers.pop(watcher, None)

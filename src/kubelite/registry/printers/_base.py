@@ -107,7 +107,10 @@ def dig(obj: Any, *path: str | int) -> Any:
     """``obj[p0][p1]...``, or None as soon as a step is missing or of the wrong type."""
     cur = obj
     for step in path:
-        if isinstance(step, int):
+        # plain dicts (every decoded object) first: ``isinstance(x, Mapping)`` is an ABC check
+        if type(cur) is dict and type(step) is str:
+            cur = cur.get(step)
+        elif isinstance(step, int):
             if not isinstance(cur, list) or not -len(cur) <= step < len(cur):
                 return None
             cur = cur[step]
@@ -151,12 +154,12 @@ def lst(obj: Any, *path: str | int) -> list[Any]:
 
 def dicts(obj: Any, *path: str | int) -> list[Mapping[str, Any]]:
     """The mapping items of a list field (non-mapping items are skipped)."""
-    return [x for x in lst(obj, *path) if isinstance(x, Mapping)]
+    return [x for x in lst(obj, *path) if type(x) is dict or isinstance(x, Mapping)]
 
 
 def mp(obj: Any, *path: str | int) -> Mapping[str, Any]:
     v = dig(obj, *path)
-    return v if isinstance(v, Mapping) else {}
+    return v if type(v) is dict or isinstance(v, Mapping) else {}
 
 
 def name_of(obj: Obj) -> str:

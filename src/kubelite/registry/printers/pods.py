@@ -26,7 +26,6 @@ from ._base import (
     age,
     age_col,
     col,
-    dicts,
     dig,
     doc,
     mp,
@@ -57,7 +56,7 @@ POD_COLUMNS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tally:
     """Running READY/RESTARTS/STATUS state while walking container statuses."""
 
@@ -72,6 +71,33 @@ class _Tally:
     sidecar_count: int = 0
 
 
+@dataclass(slots=True)
+class _PodView:
+    """The parts of a pod the printer reads, each looked up once (``{}``/``[]`` when missing
+    or mistyped, like the accessors)."""
+
+    pod: Obj
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    conditions: list[Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, pod: Obj) -> _PodView:
+        status = mp(pod, "status")
+        return cls(pod, mp(pod, "spec"), status, _dict_items(status.get("conditions")))
+
+
+def _dict_items(value: Any) -> list[Mapping[str, Any]]:
+    """The mapping items of a list value (what :func:`dicts` returns for its path)."""
+    if not isinstance(value, list):
+        return []
+    return [x for x in value if type(x) is dict or isinstance(x, Mapping)]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None:
         return b
@@ -81,12 +107,15 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _last_finished(status: Mapping[str, Any]) -> datetime | None:
-    return parse_time(dig(status, "lastState", "terminated", "finishedAt"))
+    last = status.get("lastState")
+    if not last:  # missing or empty: nothing finished (parse_time(None) is None)
+        return None
+    return parse_time(dig(last, "terminated", "finishedAt"))
 
 
-def _initial_reason(pod: Obj) -> str:
-    reason = txt(pod, "status", "reason") or txt(pod, "status", "phase")
-    for cond in dicts(pod, "status", "conditions"):
+def _initial_reason(v: _PodView) -> str:
+    reason = _text(v.status.get("reason")) or _text(v.status.get("phase"))
+    for cond in v.conditions:
         if txt(cond, "type") == "PodScheduled" and txt(cond, "reason") == "SchedulingGated":
             reason = "SchedulingGated"
     return reason
@@ -101,10 +130,9 @@ def _terminated_reason(term: Mapping[str, Any], prefix: str) -> str:
     return f"{prefix}ExitCode:{num(term, 'exitCode')}"
 
 
-def _walk_init(pod: Obj, t: _Tally) -> None:
+def _walk_init(v: _PodView, total_init: int, t: _Tally) -> None:
     """Init container statuses: restart counts and the first one still blocking the pod."""
-    total_init = len(dicts(pod, "spec", "initContainers"))
-    for index, cs in enumerate(dicts(pod, "status", "initContainerStatuses")):
+    for index, cs in enumerate(_dict_items(v.status.get("initContainerStatuses"))):
         count = num(cs, "restartCount")
         finished = _last_finished(cs)
         t.restarts += count
@@ -131,12 +159,12 @@ def _walk_init(pod: Obj, t: _Tally) -> None:
         break
 
 
-def _walk_containers(pod: Obj, t: _Tally) -> None:
+def _walk_containers(v: _PodView, t: _Tally) -> None:
     """Regular container statuses, last to first, as the Go printer walks them."""
     t.restarts = t.sidecar_restarts
     t.last_restart = t.sidecar_last_restart
     has_running = False
-    for cs in reversed(dicts(pod, "status", "containerStatuses")):
+    for cs in reversed(_dict_items(v.status.get("containerStatuses"))):
         t.restarts += num(cs, "restartCount")
         t.last_restart = _later(t.last_restart, _last_finished(cs))
         state = mp(cs, "state")
@@ -149,34 +177,33 @@ def _walk_containers(pod: Obj, t: _Tally) -> None:
             has_running = True
             t.ready += 1
     if t.reason == "Completed" and has_running:
-        t.reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
+        t.reason = "Running" if _condition_true(v.conditions, "Ready") else "NotReady"
 
 
-def _condition_true(pod: Obj, cond_type: str) -> bool:
-    return any(
-        txt(c, "type") == cond_type and txt(c, "status") == "True" for c in dicts(pod, "status", "conditions")
-    )
+def _condition_true(conditions: list[Mapping[str, Any]], cond_type: str) -> bool:
+    return any(txt(c, "type") == cond_type and txt(c, "status") == "True" for c in conditions)
 
 
-def _final_reason(pod: Obj, reason: str) -> str:
-    if not dig(pod, "metadata", "deletionTimestamp"):
+def _final_reason(v: _PodView, reason: str) -> str:
+    if not dig(v.pod, "metadata", "deletionTimestamp"):
         return reason
-    if txt(pod, "status", "reason") == NODE_LOST_REASON:
+    if _text(v.status.get("reason")) == NODE_LOST_REASON:
         return "Unknown"
-    if txt(pod, "status", "phase") not in TERMINAL_PHASES:
+    if _text(v.status.get("phase")) not in TERMINAL_PHASES:
         return "Terminating"
     return reason
 
 
-def _tally(pod: Obj) -> _Tally:
-    init_specs = dicts(pod, "spec", "initContainers")
-    sidecars = {txt(c, "name") for c in init_specs if txt(c, "restartPolicy") == "Always"}
-    count = sum(1 for c in init_specs if txt(c, "restartPolicy") == "Always")
-    t = _Tally(reason=_initial_reason(pod), sidecars=sidecars, sidecar_count=count)
-    _walk_init(pod, t)
-    if not t.initializing or _condition_true(pod, "Initialized"):
-        _walk_containers(pod, t)
-    t.reason = _final_reason(pod, t.reason)
+def _tally(v: _PodView) -> _Tally:
+    init_specs = _dict_items(v.spec.get("initContainers"))
+    t = _Tally(reason=_initial_reason(v))
+    if init_specs:
+        t.sidecars = {txt(c, "name") for c in init_specs if txt(c, "restartPolicy") == "Always"}
+        t.sidecar_count = sum(1 for c in init_specs if txt(c, "restartPolicy") == "Always")
+    _walk_init(v, len(init_specs), t)
+    if not t.initializing or _condition_true(v.conditions, "Initialized"):
+        _walk_containers(v, t)
+    t.reason = _final_reason(v, t.reason)
     return t
 
 
@@ -186,39 +213,39 @@ def _restarts_cell(t: _Tally, now: datetime) -> str:
     return str(t.restarts)
 
 
-def _pod_ip(pod: Obj) -> str:
+def _pod_ip(v: _PodView) -> str:
     """The first of ``status.podIPs`` (filled from ``status.podIP`` like the v1 conversion)."""
-    ips = dicts(pod, "status", "podIPs")
-    ip = txt(ips[0], "ip") if ips else txt(pod, "status", "podIP")
+    ips = _dict_items(v.status.get("podIPs"))
+    ip = txt(ips[0], "ip") if ips else _text(v.status.get("podIP"))
     return ip or NONE
 
 
-def _readiness_gates(pod: Obj) -> str:
-    gates = dicts(pod, "spec", "readinessGates")
+def _readiness_gates(v: _PodView) -> str:
+    gates = _dict_items(v.spec.get("readinessGates"))
     if not gates:
         return NONE
-    conds = dicts(pod, "status", "conditions")
     true_count = 0
     for gate in gates:
-        match = next((c for c in conds if txt(c, "type") == txt(gate, "conditionType")), None)
+        match = next((c for c in v.conditions if txt(c, "type") == txt(gate, "conditionType")), None)
         if match is not None and txt(match, "status") == "True":
             true_count += 1
     return f"{true_count}/{len(gates)}"
 
 
 def pod_cells(pod: Obj, now: datetime) -> list[Any]:
-    t = _tally(pod)
-    total = len(dicts(pod, "spec", "containers")) + t.sidecar_count
+    v = _PodView.of(pod)
+    t = _tally(v)
+    total = len(_dict_items(v.spec.get("containers"))) + t.sidecar_count
     return [
         name_of(pod),
         f"{t.ready}/{total}",
         t.reason,
         _restarts_cell(t, now),
         age(pod, now),
-        _pod_ip(pod),
-        txt(pod, "spec", "nodeName") or NONE,
-        txt(pod, "status", "nominatedNodeName") or NONE,
-        _readiness_gates(pod),
+        _pod_ip(v),
+        _text(v.spec.get("nodeName")) or NONE,
+        _text(v.status.get("nominatedNodeName")) or NONE,
+        _readiness_gates(v),
     ]
 
 
