@@ -266,3 +266,24 @@ async def test_advertise_address_names_the_api_server_endpoint(tmp_path: Path) -
         sl = await api.client.get(SLICES, "default", "kubernetes")
         assert ep["subsets"][0]["addresses"] == [{"ip": "192.0.2.7"}]
         assert sl["endpoints"][0]["addresses"] == ["192.0.2.7"]
+
+
+async def test_patching_the_type_allocates_and_releases_through_the_api(tmp_path: Path) -> None:
+    """``kubectl patch svc x -p '{"spec":{"type":"NodePort"}}'`` gets a node port; going back to
+    ClusterIP drops it; ExternalName -> ClusterIP gets an address."""
+    async with api_server(tmp_path) as api:
+        c = api.client
+        await c.create(SERVICES, "default", _svc("web", selector={"app": "web"}))
+        out = await c.patch(SERVICES, "default", "web", {"spec": {"type": "NodePort"}})
+        port = out["spec"]["ports"][0]["nodePort"]
+        assert 30000 <= port <= 32767
+        back = await c.patch(SERVICES, "default", "web", {"spec": {"type": "ClusterIP"}})
+        assert "nodePort" not in back["spec"]["ports"][0]
+        ext = _svc("ext", type="ExternalName", externalName="example.org")
+        created = await c.create(SERVICES, "default", ext)
+        assert "clusterIP" not in created["spec"]
+        body = {"spec": {"type": "ClusterIP", "externalName": None, "selector": {"app": "x"}}}
+        now = await c.patch(SERVICES, "default", "ext", body)
+        assert now["spec"]["clusterIP"].startswith("10.") and now["spec"]["clusterIPs"] == [
+            now["spec"]["clusterIP"]
+        ]

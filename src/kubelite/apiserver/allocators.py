@@ -113,6 +113,24 @@ def _drop_type_dependent_fields(new: Obj, old: Obj) -> None:
         and new.get("healthCheckNodePort") == old.get("healthCheckNodePort")
     ):
         new.pop("healthCheckNodePort", None)
+    _drop_external_fields(new, old)
+
+
+def _drop_external_fields(new: Obj, old: Obj) -> None:
+    """The rest of ``dropTypeDependentFields``: externalTrafficPolicy leaves with the node ports,
+    loadBalancerClass and allocateLoadBalancerNodePorts with the LoadBalancer type (when the
+    client left them unchanged)."""
+    external = ("NodePort", "LoadBalancer")
+    if (
+        old.get("type") in external
+        and new.get("type") not in external
+        and new.get("externalTrafficPolicy") == old.get("externalTrafficPolicy")
+    ):
+        new.pop("externalTrafficPolicy", None)
+    if old.get("type") == "LoadBalancer" and new.get("type") != "LoadBalancer":
+        for key in ("loadBalancerClass", "allocateLoadBalancerNodePorts"):
+            if new.get(key) == old.get(key):
+                new.pop(key, None)
 
 
 def _forget(counts: Counter[Any], values: set[Any]) -> None:

@@ -153,6 +153,10 @@ def admit_update(
     ctx: ServerContext, info: ResourceInfo, new: Obj, old: Obj, opts: WriteOptions
 ) -> Obj | None:
     """Prepare ``new`` replacing ``old``; returns None when the write completes a deletion."""
+    if info.group == "" and info.kind == "Service" and not opts.subresource:
+        # a type change allocates (or releases) the ClusterIP and node ports, as kube-apiserver's
+        # service REST update does
+        ctx.extra["service_allocator"].on_update(new, old, dry_run=opts.dry_run)
     prepare_replacement(info, new, old, opts)
     if _strip_managed(new) == _strip_managed(old):
         return old
