@@ -382,7 +382,18 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         service_cidr=args.service_cidr,
         advertise_hosts=list(args.tls_san),
         default_toleration_seconds=int(getattr(args, "default_toleration_seconds", 300)),
+        advertise_address=_advertise_address(args),
     )
+
+
+def _advertise_address(args: argparse.Namespace) -> str:
+    """Where pods reach the API server (the ``kubernetes`` Service's endpoint): the bind address,
+    or with a wildcard bind the node's address (127.0.0.1 would point pods at themselves)."""
+    if args.bind not in ("0.0.0.0", "::"):
+        return ""
+    from kubelite.agent.nodeinfo import primary_ip
+
+    return str(getattr(args, "node_ip", None) or primary_ip())
 
 
 def _load(spec: str) -> Callable[[Client, argparse.Namespace], Awaitable[Startable | None]]:
