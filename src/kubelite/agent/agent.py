@@ -26,12 +26,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
 import logging
 import os
 import shutil
 import socket
 import subprocess
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,8 @@ from kubelite.agent.images.service import LocalImageService, auth_from_pull_secr
 from kubelite.agent.network.dns import PodDNS
 from kubelite.agent.network.manager import AgentNetwork, NetworkSettings
 from kubelite.agent.podworker import ImageSource, PodWorker
-from kubelite.agent.runtime.base import RegistryAuth, Runtime, Sandbox
+from kubelite.agent.runtime.base import PulledImage, RegistryAuth, Runtime, Sandbox
+from kubelite.agent.status import differs as status_differs
 from kubelite.agent.streams.server import StreamServer
 from kubelite.agent.volumes import PodVolumes
 from kubelite.api import errors
@@ -68,10 +72,87 @@ HEARTBEAT = 10.0
 STATUS_PERIOD = 60.0
 HOUSEKEEPING = 10.0
 IMAGE_GC_PERIOD = 300.0
+START_PARALLELISM = max(2, 2 * (os.cpu_count() or 1))  # runc is CPU-bound: more only interleaves
 
 
 def now_micro() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SharedImageLookups:
+    """The pod workers' image source: concurrent lookups of one reference share one store lookup,
+    and an image found on the node is remembered for a moment, so a burst of pods with the same
+    image costs one lookup instead of one per pod.  Pulls go straight to the image service."""
+
+    TTL = 2.0
+
+    def __init__(self, inner: ImageSource) -> None:
+        self.inner = inner
+        self._found: dict[str, tuple[float, PulledImage]] = {}
+        self._lookups: dict[str, asyncio.Task[PulledImage | None]] = {}
+
+    async def get(self, ref: str) -> PulledImage | None:
+        hit = self._found.get(ref)
+        if hit is not None and time.monotonic() - hit[0] < self.TTL:
+            return hit[1]
+        task = self._lookups.get(ref)
+        if task is None:
+            task = asyncio.ensure_future(self.inner.get(ref))
+            self._lookups[ref] = task
+            task.add_done_callback(lambda t: self._looked_up(ref, t))
+        return await asyncio.shield(task)
+
+    def _looked_up(self, ref: str, task: asyncio.Task[PulledImage | None]) -> None:
+        self._lookups.pop(ref, None)
+        if not task.cancelled() and task.exception() is None and (img := task.result()) is not None:
+            self._found[ref] = (time.monotonic(), img)
+
+    async def pull(
+        self, ref: str, auth: dict[str, RegistryAuth] | None = None, policy: str = "IfNotPresent"
+    ) -> PulledImage:
+        self._found.pop(ref, None)
+        return await self.inner.pull(ref, auth, policy)
+
+    def forget(self) -> None:
+        """Image garbage collection is about to remove images: look them up afresh."""
+        self._found.clear()
+
+
+class BackgroundRecorder(EventRecorder):
+    """Events written by one background sender, in order and a few at a time, so a burst of pod
+    starts does not queue the pods' status writes behind their events at the API server (the
+    kubelet's event broadcaster also writes events from its own goroutine, rate limited)."""
+
+    PARALLEL = 4
+
+    def __init__(self, client: Client, component: str, host: str = "") -> None:
+        super().__init__(client, component, host)
+        self._queue: deque[tuple[Obj, str, str, str]] = deque()
+        self._sender: asyncio.Task[None] | None = None
+
+    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        self._queue.append((obj, type_, reason, message))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send())
+
+    async def _send(self) -> None:
+        await asyncio.sleep(0)  # the caller (a pod sync) goes on first
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(self.PARALLEL, len(self._queue)))]
+            await asyncio.gather(*(self.record(*ev) for ev in batch))
+
+    async def flush(self) -> None:
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+        await super().flush()
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (``malloc_trim``): after a burst of pod
+    starts (JSON, TLS buffers) glibc keeps freed memory mapped in the middle of the heap, which
+    would count as the agent's resident memory for as long as it runs."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def runc_works(runc: str = "runc") -> bool:
@@ -123,13 +204,14 @@ class Agent:
         self.data_dir = data_dir
         self.node_name = node_name
         self.runtime = runtime
-        self.images: ImageSource = images
+        self.image_lookups = SharedImageLookups(images)
+        self.images: ImageSource = self.image_lookups
         self.image_service = images
         self.pods_dir = data_dir / "pods"
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.volumes = PodVolumes(self.pods_dir, self)
         self.sources: Sources = self
-        self.recorder = EventRecorder(client, "kubelet", node_name)
+        self.recorder: EventRecorder = BackgroundRecorder(client, "kubelet", node_name)
         self.pull_backoff = PullBackOff()
         self.crash_backoff = crash_backoff
         self.heartbeat = heartbeat
@@ -142,9 +224,15 @@ class Agent:
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
         self.informer.add_indexer("uid", lambda p: [str((p.get("metadata") or {}).get("uid", ""))])
         self.informer.add_handler(self._on_pod)
+        # Services for the containers' service environment variables, from a cache as the kubelet's
+        # service lister does (no API round trip before each container start)
+        self.service_informer = Informer(client, SERVICES)
+        self.service_informer.add_indexer("namespace", _namespace_of)
         # the kubelet's :10250 (logs, exec, attach, port-forward, stats) - kubelite.agent.streams
         self.streams = StreamServer(self, data_dir, agent_port, hosts=[self.host_ip])
         self.workers: dict[str, PodWorker] = {}
+        self.start_slots = asyncio.Semaphore(START_PARALLELISM)  # container starts at a time
+        self.sandbox_slots = asyncio.Semaphore(START_PARALLELISM)  # sandbox creations (CNI) at a time
         self.adopted: dict[str, Sandbox] = {}
         self.node_uid = ""
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,6 +258,7 @@ class Agent:
             await self.network.start(self.client, self.node_name, teardown_on_failure=self.stop_pods_on_exit)
         for sb in await self.runtime.list_sandboxes():
             self.adopted[sb.config.pod_uid] = sb
+        self.service_informer.start()
         self.informer.start()
         await self.informer.wait_synced(60)
         await self._remove_orphans()
@@ -191,6 +280,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.informer.stop()
+        await self.service_informer.stop()
         await self.streams.stop()
         await asyncio.gather(*(w.stop() for w in list(self.workers.values())), return_exceptions=True)
         if self.stop_pods_on_exit:
@@ -255,10 +345,24 @@ class Agent:
     def _on_pod(self, key: str, old: Obj | None, new: Obj | None) -> None:
         old_uid = str(((old or {}).get("metadata") or {}).get("uid", ""))
         new_uid = str(((new or {}).get("metadata") or {}).get("uid", ""))
+        if old is not None and new is not None and old_uid == new_uid and self._own_status_echo(old, new):
+            return  # the watch echoing the worker's own status write: nothing to do
         if old_uid and old_uid in self.workers:
             self.workers[old_uid].kick()
         if new_uid and self._started:
             self._ensure_worker(new_uid).kick()
+
+    def _own_status_echo(self, old: Obj, new: Obj) -> bool:
+        """Only the status changed, to exactly what the pod's worker last wrote."""
+        worker = self.workers.get(str(new["metadata"].get("uid", "")))
+        mine = worker.last_status if worker is not None else None
+        if mine is None or old.get("spec") != new.get("spec"):
+            return False
+        meta_old, meta_new = old.get("metadata") or {}, new.get("metadata") or {}
+        if any(meta_old.get(k) != meta_new.get(k) for k in _POD_META_KEYS):
+            return False
+        theirs = new.get("status") or {}
+        return not status_differs(mine, theirs) and not status_differs(theirs, mine)
 
     def _ensure_worker(self, uid: str) -> PodWorker:
         worker = self.workers.get(uid)
@@ -319,6 +423,9 @@ class Agent:
         return await self._get(SECRETS, namespace, name)
 
     async def services(self, namespace: str) -> list[Obj]:
+        """The namespace's Services from the informer cache (once synced; before that, listed)."""
+        if self.service_informer.synced.is_set():
+            return self.service_informer.by_index("namespace", namespace)
         items: list[Obj] = (await self.client.list(SERVICES, namespace)).get("items") or []
         return items
 
@@ -428,6 +535,7 @@ class Agent:
             await asyncio.sleep(HOUSEKEEPING)
             since_gc += HOUSEKEEPING
             try:
+                release_free_memory()
                 self.evict_if_pressure()
                 if since_gc >= IMAGE_GC_PERIOD:
                     since_gc = 0.0
@@ -474,7 +582,15 @@ class Agent:
 
     async def image_gc(self) -> list[str]:
         keep = {img.ref for w in self.workers.values() for img in w.images.values()}
+        self.image_lookups.forget()
         return await self.image_service.gc(keep)
+
+
+_POD_META_KEYS = ("labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
+
+
+def _namespace_of(obj: Obj) -> list[str]:
+    return [str((obj.get("metadata") or {}).get("namespace") or "")]
 
 
 def _hostname() -> str:

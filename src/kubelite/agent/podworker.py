@@ -11,6 +11,12 @@ container.  postStart runs right after a start; deletion runs preStop, SIGTERM, 
 period (the deletion's, else ``terminationGracePeriodSeconds``), SIGKILLs, removes the sandbox
 and volumes and finally deletes the pod object with grace 0 and a UID precondition.  The status
 is written through ``pods/status`` only when it changed.
+
+Cost: the PLEG is event-driven — each running container has a ``wait_container`` (a pidfd on its
+supervisor with runc) whose return kicks the worker, so a steady pod is only re-listed every
+``IDLE_RESYNC``; a runtime that cannot wait is polled every ``RESYNC``.  Sandbox creation (CNI
+included) and container starts take turns (the agent's ``sandbox_slots`` and ``start_slots``, first
+come first served), so in a burst the first pods run first instead of all finishing together.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,8 +58,10 @@ from kubelite.client.base import Client, Resource
 from kubelite.machinery.events import EventRecorder
 
 log = logging.getLogger("kubelite.agent.pod")
+timing_log = logging.getLogger("kubelite.agent.timing")  # per-phase startup timings (INFO)
 PODS = Resource("", "v1", "pods")
 RESYNC = 2.0  # seconds between observations of a pod with live containers (the PLEG relist)
+IDLE_RESYNC = 30.0  # ... when the runtime reports every running container's exit (no polling)
 VOLUME_REFRESH = 30.0  # configMap/secret/downwardAPI contents are refreshed this often
 BACKOFF_RESET = 600.0  # a container that ran this long starts its back-off over
 Obj = dict[str, Any]
@@ -114,6 +122,40 @@ def _log_tail(path: str, max_lines: int = 80, max_bytes: int = 2048) -> str:
     return text[-max_bytes:]
 
 
+class StartupTimings:
+    """Where a pod's startup went (sandbox, volumes, image, config, start, status write), logged
+    once at INFO on ``kubelite.agent.timing`` when all its app containers first run."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.phases: dict[str, float] = {}
+        self.done = False
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t = time.monotonic()
+        try:
+            yield
+        finally:
+            if not self.done:
+                self.phases[name] = self.phases.get(name, 0.0) + time.monotonic() - t
+
+    def mark(self, name: str) -> None:
+        """The first time ``name`` happened, as an offset from the worker's creation."""
+        if not self.done:
+            self.phases.setdefault(name, time.monotonic() - self.t0)
+
+    def report(self, uid: str, running: bool) -> None:
+        if self.done or not running:
+            return
+        self.done = True
+        if timing_log.isEnabledFor(logging.INFO):
+            parts = " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.phases.items())
+            timing_log.info(
+                "pod started uid=%s total=%.0fms %s", uid, (time.monotonic() - self.t0) * 1000, parts
+            )
+
+
 @dataclasses.dataclass
 class _Crash:
     delay: float
@@ -136,6 +178,7 @@ class PodWorker:
         self.crash: dict[str, _Crash] = {}
         self.kill_tasks: set[asyncio.Task[None]] = set()
         self.last_status: Obj | None = None
+        self.written_over = ""  # resourceVersion of the cached pod when the status was last written
         self.observed = False
         self.forced_phase: tuple[str, str, str] | None = None
         self.start_time = now_rfc3339()
@@ -143,6 +186,9 @@ class PodWorker:
         self._task: asyncio.Task[None] | None = None
         self.finished = False
         self.last_pod: Obj | None = None
+        self.timings = StartupTimings()
+        self.exit_watches: dict[str, asyncio.Task[None]] = {}  # container id -> wait_container task
+        self.exits_reported = True  # False once the runtime's wait_container returned early
 
     # ---------------------------------------------------------------------------- plumbing
     def start(self) -> None:
@@ -158,12 +204,13 @@ class PodWorker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        self._stop_exit_watches()
         await self._stop_probers()
 
     async def _run(self) -> None:
         while not self.finished:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), RESYNC)
+                await asyncio.wait_for(self._event.wait(), self._resync_period())
             self._event.clear()
             try:
                 await self.sync()
@@ -177,8 +224,52 @@ class PodWorker:
     def event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
         self.agent.recorder.event(pod, type_, reason, message)
 
+    # ---------------------------------------------------------------------------- exit events
+    def _resync_period(self) -> float:
+        """The relist period: short while a container is in flux or its exit is not watched, long
+        for a steady pod whose running containers' exits the runtime reports (event-driven PLEG)."""
+        if not self.exits_reported or self.waiting or self.last_pod is None:
+            return RESYNC  # still starting, backing off, or polled anyway
+        for c in _all_containers(self.last_pod):
+            cur = self.latest(c["name"])
+            if cur is None or cur.state in (ContainerState.CREATED, ContainerState.UNKNOWN):
+                return RESYNC
+            if cur.state == ContainerState.RUNNING and cur.id not in self.exit_watches:
+                return RESYNC
+        return IDLE_RESYNC
+
+    def _watch_exits(self) -> None:
+        """One ``wait_container`` per running container; its return kicks a sync."""
+        running = set()
+        for sts in self.attempts.values():
+            if sts and sts[-1].state == ContainerState.RUNNING:
+                running.add(sts[-1].id)
+        for cid in [c for c, t in self.exit_watches.items() if t.done() or c not in running]:
+            self.exit_watches.pop(cid).cancel()
+        if not self.exits_reported:
+            return
+        for cid in running - set(self.exit_watches):
+            self.exit_watches[cid] = asyncio.create_task(self._await_exit(cid), name=f"exit-{cid}")
+
+    async def _await_exit(self, cid: str) -> None:
+        try:
+            st = await self.agent.runtime.wait_container(cid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            st = None
+        if st is None or st.state == ContainerState.RUNNING:
+            self.exits_reported = False  # this runtime cannot wait: poll every RESYNC instead
+        self.kick()
+
+    def _stop_exit_watches(self) -> None:
+        for task in self.exit_watches.values():
+            task.cancel()
+        self.exit_watches.clear()
+
     # ---------------------------------------------------------------------------- sync
     async def sync(self) -> None:
+        self.timings.mark("first_sync_at")
         pod = self.agent.get_pod(self.uid)
         if pod is not None:
             self.last_pod = pod
@@ -194,7 +285,9 @@ class PodWorker:
         await self._observe()
         if await self._ensure_volumes(pod):
             await self._step(pod)
-        await self._write_status(pod)
+        with self.timings.phase("status"):
+            await self._write_status(pod)
+        self.timings.report(self.uid, self._all_running(pod))
         if status.phase(pod, self._views(pod, True), self._views(pod, False)) in ("Succeeded", "Failed"):
             await self._stop_all(pod, 0, "")
 
@@ -232,7 +325,9 @@ class PodWorker:
             port_mappings=() if host_network else port_mappings(pod),
         )
         try:
-            self.sandbox = await self.agent.runtime.create_sandbox(cfg)
+            with self.timings.phase("sandbox"):
+                async with _turn(getattr(self.agent, "sandbox_slots", None)):
+                    self.sandbox = await self.agent.runtime.create_sandbox(cfg)
         except Exception as e:
             self.event(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}")
             await asyncio.sleep(2)
@@ -271,7 +366,8 @@ class PodWorker:
         if self.vols is not None and time.monotonic() - self.vols_at < VOLUME_REFRESH:
             return True
         try:
-            self.vols = await self.agent.volumes.setup(pod, self.facts(pod))
+            with self.timings.phase("volumes"):
+                self.vols = await self.agent.volumes.setup(pod, self.facts(pod))
             self.vols_at = time.monotonic()
         except VolumeError as e:
             if self.vols is None:
@@ -301,6 +397,7 @@ class PodWorker:
             del sts[:-2]
         for cid in [cid for cid in self.probers if not self._is_running_id(cid)]:
             await self.probers.pop(cid).stop()
+        self._watch_exits()
 
     async def _forget(self, st: ContainerStatus) -> None:
         with contextlib.suppress(Exception):
@@ -311,6 +408,10 @@ class PodWorker:
             if sts and sts[-1].id == cid:
                 return sts[-1].state == ContainerState.RUNNING
         return False
+
+    def _all_running(self, pod: Obj) -> bool:
+        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        return all((cur := self.latest(n)) is not None and cur.state == ContainerState.RUNNING for n in names)
 
     def latest(self, name: str) -> ContainerStatus | None:
         sts = self.attempts.get(name)
@@ -463,12 +564,14 @@ class PodWorker:
         name = c["name"]
         assert self.sandbox is not None and self.vols is not None
         self.waiting.setdefault(name, ("ContainerCreating", ""))
-        img = await self._image(pod, c)
+        with self.timings.phase("image"):
+            img = await self._image(pod, c)
         if img is None:
             return
         self.images[name] = img
         try:
-            cfg = await self._config(pod, c, img, attempt)
+            with self.timings.phase("config"):
+                cfg = await self._config(pod, c, img, attempt)
         except (ConfigError, VolumeError) as e:
             reason = "CreateContainerConfigError"
             self.waiting[name] = (reason, str(e))
@@ -476,7 +579,8 @@ class PodWorker:
             self.kick_later(5)
             return
         try:
-            st = await self.agent.runtime.start_container(self.sandbox, cfg)
+            with self.timings.phase("start"):
+                st = await self._start_in_turn(cfg)
         except ContainerRuntimeError as e:
             self.waiting[name] = ("RunContainerError", str(e))
             self.event(pod, "Warning", "Failed", f"Error: {e}")
@@ -484,6 +588,7 @@ class PodWorker:
             self.kick_later(self.agent.crash_backoff[0])
             return
         self.attempts.setdefault(name, []).append(st)
+        self._watch_exits()
         self.waiting.pop(name, None)
         self.event(pod, "Normal", "Created", f"Created container {name}")
         self.event(pod, "Normal", "Started", f"Started container {name}")
@@ -527,6 +632,14 @@ class PodWorker:
             attempt=attempt,
             termination_message_path=str(c.get("terminationMessagePath") or "/dev/termination-log"),
         )
+
+    async def _start_in_turn(self, cfg: ContainerConfig) -> ContainerStatus:
+        """``start_container`` with at most the agent's ``start_slots`` starts at a time, first come
+        first served: in a burst, the pods created first run first instead of every pod's runc
+        competing for the CPUs until all of them finish together."""
+        assert self.sandbox is not None
+        async with _turn(getattr(self.agent, "start_slots", None)):
+            return await self.agent.runtime.start_container(self.sandbox, cfg)
 
     def target(self, pod: Obj, cid: str) -> Target:
         ip = self.pod_ip(pod)
@@ -640,6 +753,7 @@ class PodWorker:
             await self._stop_all(pod, float(grace), "")
         for t in list(self.kill_tasks):
             t.cancel()
+        self._stop_exit_watches()
         await self._stop_probers()
         if pod is not None and self.sandbox is not None:
             with contextlib.suppress(Exception):
@@ -712,11 +826,18 @@ class PodWorker:
 
     async def _write_status(self, pod: Obj) -> None:
         new = self.build_status(pod)
+        if self.last_status is not None:  # the pod in the cache may not show our last write yet
+            new["conditions"] = status.keep_transitions(
+                self.last_status.get("conditions") or [], new.get("conditions") or []
+            )
         base = self.last_status if self.last_status is not None else (pod.get("status") or {})
-        if not status.differs(base, new) and not status.differs(pod.get("status") or {}, new):
-            return
         meta = pod["metadata"]
+        # the cached pod is the one our last write was based on: it cannot show that write yet
+        stale = self.last_status is not None and str(meta.get("resourceVersion", "")) == self.written_over
+        if not status.differs(base, new) and (stale or not status.differs(pod.get("status") or {}, new)):
+            return
         try:
+            self.written_over = str(meta.get("resourceVersion", ""))
             await self.agent.client.patch(
                 PODS,
                 str(meta.get("namespace")),
@@ -747,6 +868,16 @@ class PodWorker:
 
 
 # -------------------------------------------------------------------------------- helpers
+@contextlib.asynccontextmanager
+async def _turn(slots: asyncio.Semaphore | None) -> AsyncIterator[None]:
+    """Wait for a slot (FIFO) when the agent limits the stage; at once otherwise."""
+    if slots is None:
+        yield
+        return
+    async with slots:
+        yield
+
+
 def _all_containers(pod: Obj) -> list[Obj]:
     spec = pod.get("spec") or {}
     return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])

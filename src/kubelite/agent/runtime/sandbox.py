@@ -1,10 +1,12 @@
 """Pod sandboxes: the namespaces and files a pod's containers share.
 
 Kubernetes gives every pod one network, IPC and UTS namespace (a pause container holds them).  Here
-they are *persistent namespace files* instead (no process to babysit): ``unshare --ipc=<file>
---uts=<file> hostname <pod hostname>`` bind-mounts the new namespaces onto files under the sandbox
-directory, and the network namespace is ``ip netns add kubelite-<id>`` with ``lo`` up (or the host's
-with ``hostNetwork``, which also keeps the node's UTS namespace, as the kubelet does).  A network
+they are *persistent namespace files* instead (no process to babysit): the new IPC and UTS
+namespaces (with the pod's hostname) are bind-mounted onto files under the sandbox directory, and
+the network namespace onto ``/var/run/netns/kubelite-<id>`` with ``lo`` up, exactly where ``ip netns
+add`` puts it (or the host's with ``hostNetwork``, which also keeps the node's UTS namespace, as the
+kubelet does).  As root this takes direct syscalls in a short-lived thread (``unshare``, ``mount``,
+``SIOCSIFFLAGS``) instead of three subprocesses; otherwise ``unshare`` and ``ip netns``.  A network
 plugin (CNI) is plugged in through ``network_setup``/``network_teardown``.  The sandbox also writes
 the pod's ``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``, which every container
 bind-mounts.  Everything is recorded in ``sandbox.json`` so a restarted agent finds its pods again.
@@ -13,6 +15,7 @@ bind-mounts.  Everything is recorded in ``sandbox.json`` so a restarted agent fi
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import socket
@@ -21,7 +24,15 @@ from pathlib import Path
 
 from kubelite.agent.runtime import cgroups
 from kubelite.agent.runtime.base import ContainerRuntimeError, Sandbox, SandboxConfig
-from kubelite.agent.runtime.util import is_mounted, read_json, run_cmd, umount, write_json
+from kubelite.agent.runtime.util import (
+    make_shared_mount_dir,
+    new_namespaces,
+    ns_pinned,
+    read_json,
+    run_cmd,
+    umount,
+    write_json,
+)
 
 NetworkSetup = Callable[[SandboxConfig, str], Awaitable[str]]
 NetworkTeardown = Callable[[Sandbox], Awaitable[None]]
@@ -67,6 +78,7 @@ class SandboxManager:
         self.network_teardown = network_teardown
         self.private_network = private_network
         self.private_ipc_uts = private_ipc_uts
+        self._netns_dir_shared = False
 
     def path(self, sid: str) -> Path:
         return self.dir / sid
@@ -86,8 +98,7 @@ class SandboxManager:
         d = self.path(sid)
         (d / "ns").mkdir(parents=True, exist_ok=True)
         try:
-            await self._namespaces(config, d)
-            netns = await self._network(config, sid)
+            netns = await self._make_namespaces(config, d, sid)
             ip = await self.network_setup(config, netns) if self.network_setup and netns else ""
         except BaseException:
             await self.remove(Sandbox(sid, config, netns_path=str(NETNS_DIR / self.netns_name(sid))))
@@ -96,6 +107,39 @@ class SandboxManager:
         sandbox = Sandbox(sid, config, ip=ip, netns_path=netns)
         write_json(d / "sandbox.json", {"config": dataclasses.asdict(config), "ip": ip, "netns_path": netns})
         return sandbox
+
+    async def _make_namespaces(self, config: SandboxConfig, d: Path, sid: str) -> str:
+        """The pod's IPC/UTS/network namespaces; as root with direct syscalls (one short-lived
+        thread, no subprocess), else with ``unshare`` and ``ip netns``.  Returns the netns path."""
+        if os.geteuid() != 0:
+            await self._namespaces(config, d)
+            return await self._network(config, sid)
+        pins: dict[str, Path] = {}
+        if self.private_ipc_uts:
+            pins["ipc"] = d / "ns/ipc"
+            if not config.host_network:
+                pins["uts"] = d / "ns/uts"
+        netns = ""
+        if not config.host_network and self.private_network:
+            path = NETNS_DIR / self.netns_name(sid)
+            netns = str(path)
+            if not ns_pinned(path):
+                self._netns_dir_ready()
+                pins["net"] = path
+        for target in pins.values():
+            target.touch()
+        if pins:
+            try:
+                await new_namespaces(pins, config.hostname)
+            except OSError as e:
+                raise ContainerRuntimeError(f"cannot create the pod's namespaces: {e}") from e
+        return netns
+
+    def _netns_dir_ready(self) -> None:
+        """/var/run/netns as ``ip netns`` keeps it: a shared mount point (once per agent)."""
+        if not self._netns_dir_shared:
+            make_shared_mount_dir(NETNS_DIR)
+            self._netns_dir_shared = True
 
     async def _namespaces(self, config: SandboxConfig, d: Path) -> None:
         if not self.private_ipc_uts:
@@ -137,7 +181,7 @@ class SandboxManager:
             want.add("uts")
         if not want <= set(self.namespace_paths(sandbox.id)):
             return False
-        return not sandbox.netns_path or is_mounted(Path(sandbox.netns_path))
+        return not sandbox.netns_path or ns_pinned(Path(sandbox.netns_path))
 
     def etc_files(self, sid: str) -> dict[str, str]:
         d = self.path(sid)
@@ -146,7 +190,7 @@ class SandboxManager:
     def namespace_paths(self, sid: str) -> dict[str, str]:
         """ns type -> file for the pod-level namespaces that exist (ipc, uts)."""
         d = self.path(sid) / "ns"
-        return {t: str(d / t) for t in ("ipc", "uts") if is_mounted(d / t)}
+        return {t: str(d / t) for t in ("ipc", "uts") if ns_pinned(d / t)}
 
     def load(self, sid: str) -> Sandbox | None:
         data = read_json(self.path(sid) / "sandbox.json")
@@ -170,7 +214,11 @@ class SandboxManager:
         if self.network_teardown is not None and sandbox.netns_path:
             await self.network_teardown(sandbox)
         if sandbox.netns_path and Path(sandbox.netns_path).exists():
-            await run_cmd("ip", "netns", "del", Path(sandbox.netns_path).name)
+            if os.geteuid() == 0:  # what ``ip netns del`` does
+                umount(Path(sandbox.netns_path))
+                Path(sandbox.netns_path).unlink(missing_ok=True)
+            else:
+                await run_cmd("ip", "netns", "del", Path(sandbox.netns_path).name)
         d = self.path(sandbox.id)
         for t in ("ipc", "uts"):
             umount(d / "ns" / t)

@@ -1,8 +1,11 @@
 """Per-container supervisor (a tiny conmon/containerd-shim): it outlives the agent.
 
-Run as ``python -I -S shim.py <args>`` (see :func:`parse_args`).  It imports only ``os``, ``sys``,
-``time`` and ``_thread``, so it starts in a few milliseconds of CPU, and it double-forks into its
-own session so killing or restarting the agent never touches it.  Then (runtime-notes §5.3 A):
+Normally forked from the agent's *zygote* (``python -I -S shim.py --zygote <root>``, one per
+agent, see :func:`zygote`): a fork shares the interpreter's pages and costs well under a
+millisecond, where starting an interpreter per container cost ~15 ms of CPU and ~8 MB.  Standalone
+(``python -I -S shim.py <args>``, the fallback) it imports only ``os``, ``sys``, ``time`` and
+``_thread`` and double-forks.  Either way the supervisor runs in its own session so killing or
+restarting the agent never touches it.  Then (runtime-notes §5.3 A):
 
 1. ``runc run --keep --pid-file`` in the foreground, with the container's stdout/stderr on pipes;
    the container has started once the pid file exists (a failed create exits runc without it);
@@ -26,6 +29,7 @@ import time
 MAX_LINE = 16 * 1024  # longer lines are split into "P" (partial) records, like containerd
 POLL = 0.002
 START_TIMEOUT = 50.0  # the agent gives up after 60 s
+PR_SET_NAME = 15
 
 
 def rfc3339(ns: int | None = None) -> str:
@@ -178,7 +182,9 @@ def oom_killed(mem_dir: str) -> bool:
 
 
 class Shim:
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], reply_id: int | None = None) -> None:
+        self.reply_id = reply_id  # zygote mode: the request this supervisor answers
+        self.answered = False
         (self.runc, self.root, self.bundle, self.cid, self.log, self.stdin, n_flags, *rest) = argv
         self.flags = rest[: int(n_flags)]
         self.cleanup_cmds: list[list[str]] = []
@@ -188,6 +194,18 @@ class Shim:
                 self.cleanup_cmds.append([])
             else:
                 self.cleanup_cmds[-1].append(word)
+
+    def answer(self, reply: int, fields: dict[str, object]) -> None:
+        """The one JSON line for the agent (tagged with the request id in zygote mode)."""
+        if self.answered:
+            return
+        self.answered = True
+        if self.reply_id is not None:
+            fields = {"id": self.reply_id, **fields}
+        try:
+            os.write(reply, (jobj(fields) + "\n").encode())
+        finally:
+            os.close(reply)
 
     def runc_argv(self, *cmd: str) -> list[str]:
         log = ["--log", self.bundle + "/runc.log", "--log-format", "json"]
@@ -236,16 +254,14 @@ class Shim:
         if isinstance(result, str):
             log.drain(1.0)
             self.finish(128, False, "ContainerCannotRun", result)
-            os.write(reply, (jobj({"ok": False, "error": result}) + "\n").encode())
-            os.close(reply)
+            self.answer(reply, {"ok": False, "error": result})
             return
         runc, pid = result
         mem = memory_dir(pid)
         write_json(
             self.bundle + "/state.json", {"pid": pid, "started_at": rfc3339(), "shim_pid": os.getpid()}
         )
-        os.write(reply, (jobj({"ok": True, "pid": pid}) + "\n").encode())
-        os.close(reply)
+        self.answer(reply, {"ok": True, "pid": pid})
         code = self.wait(runc)
         oom = bool(mem) and oom_killed(mem)
         log.drain(2.0)
@@ -257,10 +273,9 @@ class Shim:
         return exit_code(self.runc_status)
 
 
-def main() -> None:
-    shim = Shim(sys.argv[1:])
-    if os.fork() > 0:
-        os._exit(0)  # the agent reaps this intermediate at once; the supervisor is reparented
+def run_supervisor(shim: Shim) -> None:
+    """In the supervisor process: own session, stdio detached (the reply goes to the agent over
+    the inherited stdout), supervise until the container exits."""
     os.setsid()
     reply = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -268,15 +283,61 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(shim_log, 2)
+    os.close(devnull)
+    os.close(shim_log)
     try:
         shim.supervise(reply)
     except BaseException as e:  # the supervisor must always leave an exit record
         try:
             shim.finish(128, False, "ContainerCannotRun", f"shim: {e}")
-            os.write(reply, (jobj({"ok": False, "error": f"shim: {e}"}) + "\n").encode())
+            shim.answer(reply, {"ok": False, "error": f"shim: {e}"})
         except OSError:
             pass
         raise
+
+
+def zygote() -> None:
+    """``shim.py --zygote <root>``: fork one supervisor per request instead of starting a Python
+    interpreter per container (a fork costs well under a millisecond and shares the interpreter's
+    pages).  Requests are JSON lines on stdin (``{"id": n, "argv": [...]}``); each supervisor
+    answers on the shared stdout with one line tagged with its id (shorter than PIPE_BUF, so the
+    lines never interleave).  EOF on stdin (the agent exited) ends the zygote; the supervisors
+    are in their own sessions and live on, and still record their containers' exits."""
+    import ctypes
+    import gc
+    import json
+    import signal
+
+    libc = ctypes.CDLL(None)
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished supervisors
+    gc.freeze()  # keep the supervisors' garbage collections off the shared pages
+    for line in sys.stdin.buffer:
+        try:
+            req = json.loads(line)
+            shim = Shim([str(a) for a in req["argv"]], int(req["id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if os.fork() == 0:
+            code = 0
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                libc.prctl(PR_SET_NAME, b"kubelite-shim", 0, 0, 0)  # its name in ps/top
+                run_supervisor(shim)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--zygote"]:
+        zygote()
+        return
+    shim = Shim(sys.argv[1:])
+    if os.fork() > 0:
+        os._exit(0)  # the agent reaps this intermediate at once; the supervisor is reparented
+    run_supervisor(shim)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,245 @@
+"""The agent's startup/idle optimisations keep behaviour: exit events instead of polling, shared
+image lookups, background events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubelite.agent import podworker
+from kubelite.agent.agent import BackgroundRecorder, SharedImageLookups
+from kubelite.agent.podworker import PodWorker
+from kubelite.agent.runtime.base import ContainerState, ContainerStatus, PulledImage
+
+from .fakes import FakeAgent, FakeImages, FakeRuntime, make_pod
+
+
+class WaitingRuntime(FakeRuntime):
+    """wait_container returns only once the test makes the container exit (like runc's pidfd)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exited: dict[str, asyncio.Event] = {}
+        self.waits = 0
+
+    def exit(self, cid: str, code: int, oom: bool = False) -> None:
+        super().exit(cid, code, oom)
+        self.exited.setdefault(cid, asyncio.Event()).set()
+
+    async def wait_container(self, container_id: str) -> ContainerStatus:
+        self.waits += 1
+        await self.exited.setdefault(container_id, asyncio.Event()).wait()
+        return self.containers[container_id]
+
+
+def test_steady_pod_waits_for_exit_events_not_polls(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path)
+        agent.runtime = WaitingRuntime()
+        pod = make_pod([{"name": "app", "image": "img:1"}])
+        uid = pod["metadata"]["uid"]
+        agent.pods[uid] = pod
+        w = PodWorker(agent, uid)  # type: ignore[arg-type]
+        w.start()
+        rt = agent.runtime
+        for _ in range(100):
+            if rt.started and w.exit_watches:
+                break
+            await asyncio.sleep(0.01)
+        assert w._resync_period() == podworker.IDLE_RESYNC
+        assert rt.waits == 1
+        rt.exit(rt.started[0], 3)  # the exit event alone triggers the restart
+        for _ in range(100):
+            if len(rt.started) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert rt.started[-1].endswith("-app-1")
+        await w.stop()
+        assert not w.exit_watches
+
+    asyncio.run(main())
+
+
+def test_runtime_that_cannot_wait_falls_back_to_polling(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path)  # FakeRuntime.wait_container returns at once
+        pod = make_pod([{"name": "app", "image": "img:1"}])
+        uid = pod["metadata"]["uid"]
+        agent.pods[uid] = pod
+        w = PodWorker(agent, uid)  # type: ignore[arg-type]
+        await w.sync()
+        await asyncio.sleep(0.01)
+        assert not w.exits_reported and w._resync_period() == podworker.RESYNC
+        w._stop_exit_watches()
+
+    asyncio.run(main())
+
+
+class CountingImages(FakeImages):
+    def __init__(self, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(missing)
+        self.gets = 0
+
+    async def get(self, ref: str) -> PulledImage | None:
+        self.gets += 1
+        await asyncio.sleep(0.01)
+        if ref == "bad":
+            raise ValueError("invalid reference")
+        return await super().get(ref)
+
+
+def test_shared_image_lookups() -> None:
+    async def main() -> None:
+        inner = CountingImages(missing=("gone:1",))
+        images = SharedImageLookups(inner)
+        found = await asyncio.gather(*(images.get("img:1") for _ in range(20)))
+        assert inner.gets == 1 and all(f is not None and f.ref == "img:1" for f in found)
+        assert await images.get("img:1") is not None and inner.gets == 1  # remembered
+        images.forget()
+        await images.get("img:1")
+        assert inner.gets == 2
+        assert await images.get("gone:1") is None and await images.get("gone:1") is None
+        assert inner.gets == 4  # absence is never remembered
+        with pytest.raises(ValueError):
+            await asyncio.gather(images.get("bad"), images.get("bad"))
+        await images.pull("img:1")
+        assert inner.pulls == [("img:1", "IfNotPresent")]
+
+    asyncio.run(main())
+
+
+class SlowClient:
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def create(self, res: Any, namespace: str, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        await asyncio.sleep(0.005)
+        self.created.append(obj["reason"])
+        self.in_flight -= 1
+        return obj
+
+
+def test_background_recorder_sends_in_order_a_few_at_a_time() -> None:
+    async def main() -> None:
+        client = SlowClient()
+        rec = BackgroundRecorder(client, "kubelet", "node-a")  # type: ignore[arg-type]
+        pod = {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "d", "uid": "u"}}
+        for i in range(10):
+            rec.event(pod, "Normal", f"R{i}", f"message {i}")
+        assert client.created == []  # nothing is sent before the caller yields
+        await rec.flush()
+        assert client.created == [f"R{i}" for i in range(10)]
+        assert client.max_in_flight <= BackgroundRecorder.PARALLEL
+
+    asyncio.run(main())
+
+
+def test_status_is_not_rewritten_for_a_steady_pod(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path)
+        pod = make_pod([{"name": "app", "image": "img:1"}])
+        uid = pod["metadata"]["uid"]
+        agent.pods[uid] = pod
+        w = PodWorker(agent, uid)  # type: ignore[arg-type]
+        await w.sync()
+        writes = len(agent.client.patches)
+        status = agent.client.patches[-1][1]["status"]
+        assert status["phase"] == "Running"
+        assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+        for _ in range(3):
+            await w.sync()
+        assert len(agent.client.patches) == writes == 1  # Running and Ready in one write
+        assert w.latest("app") is not None and w.latest("app").state == ContainerState.RUNNING  # type: ignore[union-attr]
+        w._stop_exit_watches()
+
+    asyncio.run(main())
+
+
+class SlowStartRuntime(WaitingRuntime):
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.max_active = 0
+
+    async def start_container(self, sandbox: Any, config: Any) -> ContainerStatus:
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        await asyncio.sleep(0.02)
+        self.active -= 1
+        return await super().start_container(sandbox, config)
+
+
+def test_burst_starts_take_turns_first_come_first_served(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path)
+        agent.runtime = SlowStartRuntime()
+        agent.start_slots = asyncio.Semaphore(2)  # type: ignore[attr-defined]
+        agent.sandbox_slots = asyncio.Semaphore(2)  # type: ignore[attr-defined]
+        workers = []
+        for _ in range(8):
+            pod = make_pod([{"name": "app", "image": "img:1"}])
+            agent.pods[pod["metadata"]["uid"]] = pod
+            workers.append(PodWorker(agent, pod["metadata"]["uid"]))  # type: ignore[arg-type]
+        await asyncio.gather(*(w.sync() for w in workers))
+        rt = agent.runtime
+        assert rt.max_active == 2
+        assert [c.removesuffix("-app-0") for c in rt.started] == [w.uid[:12] for w in workers]
+        assert len(set(rt.started)) == 8
+        for w in workers:
+            w._stop_exit_watches()
+
+    asyncio.run(main())
+
+
+def test_status_echo_from_the_watch_does_not_wake_the_worker() -> None:
+    from kubelite.agent.agent import Agent
+
+    class Worker:
+        def __init__(self) -> None:
+            self.last_status = {"phase": "Running", "podIP": "10.0.0.9"}
+            self.kicks = 0
+
+        def kick(self) -> None:
+            self.kicks += 1
+
+    agent = Agent.__new__(Agent)  # only the informer handler's state
+    w = Worker()
+    agent.workers = {"u1": w}  # type: ignore[dict-item]
+    agent._started = True
+    old = {"metadata": {"uid": "u1", "labels": {"a": "1"}}, "spec": {"x": 1}, "status": {"phase": "Pending"}}
+    echo = {**old, "status": {"phase": "Running", "podIP": "10.0.0.9"}}
+    agent._on_pod("d/p", old, echo)
+    assert w.kicks == 0
+    changes = [
+        {**echo, "status": {"phase": "Failed", "podIP": "10.0.0.9"}},  # someone else's status
+        {**echo, "metadata": {"uid": "u1", "labels": {"a": "2"}}},  # labels (downward API)
+        {**echo, "spec": {"x": 2}},
+        {**echo, "metadata": {**old["metadata"], "deletionTimestamp": "now"}},
+    ]
+    for new in changes:
+        before = w.kicks
+        agent._on_pod("d/p", old, new)
+        assert w.kicks > before
+
+
+def test_a_pod_still_waiting_is_polled_as_before(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path, FakeImages(missing=("gone:1",)))
+        agent.runtime = WaitingRuntime()
+        pod = make_pod([{"name": "ok", "image": "img:1"}, {"name": "bad", "image": "gone:1"}])
+        uid = pod["metadata"]["uid"]
+        agent.pods[uid] = pod
+        w = PodWorker(agent, uid)  # type: ignore[arg-type]
+        await w.sync()
+        assert w.waiting["bad"][0] == "ErrImagePull"
+        assert w._resync_period() == podworker.RESYNC  # ImagePullBackOff shows on the next sync
+        w._stop_exit_watches()
+
+    asyncio.run(main())
