@@ -17,10 +17,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from kubelite.apiserver.server import RunningServer, ServerConfig, serve
 from kubelite.client.base import Client
+
+if TYPE_CHECKING:  # the API server is imported only by the commands that run it (agents stay small)
+    from kubelite.apiserver.server import RunningServer, ServerConfig
 
 START = time.monotonic()
 log = logging.getLogger("kubelite.cli")
@@ -374,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> ServerConfig:
+    from kubelite.apiserver.server import ServerConfig
+
     return ServerConfig(
         data_dir=(args.data_dir or default_data_dir()).resolve(),
         port=args.port,
@@ -451,6 +455,8 @@ def _run_up(cfg: ServerConfig, args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f"  export KUBECONFIG={cfg.kubeconfig_path}", flush=True)
+
+    from kubelite.apiserver.server import serve
 
     _event_loop(serve(cfg, ready))
     return 0
