@@ -75,7 +75,10 @@ class RunningWatcher:
         resp = conn.getresponse()
         buf = b""
         while True:
-            chunk = resp.read1(1 << 16)
+            try:
+                chunk = resp.read1(1 << 16)
+            except (http.client.HTTPException, OSError):
+                return  # the server went away (the run is over)
             if not chunk:
                 return
             buf += chunk

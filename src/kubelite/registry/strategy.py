@@ -72,8 +72,15 @@ def _init_status(info: ResourceInfo, obj: Obj) -> None:
         obj.setdefault("status", {})
 
 
-def _spec_part(obj: Obj) -> Obj:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+_NOT_SPEC = frozenset({"metadata", "status", "apiVersion", "kind"})
+
+
+def spec_changed(new: Obj, old: Obj) -> bool:
+    """Whether anything but metadata, status and type meta differs (no copies made)."""
+    for k, v in new.items():
+        if k not in _NOT_SPEC and (k not in old or old[k] != v):
+            return True
+    return any(k not in _NOT_SPEC and k not in new for k in old)
 
 
 def prepare_update(info: ResourceInfo, new: Obj, old: Obj) -> None:
@@ -91,7 +98,7 @@ def prepare_update(info: ResourceInfo, new: Obj, old: Obj) -> None:
             new["status"] = old["status"]
         else:
             new.pop("status", None)
-    if _spec_part(new) != _spec_part(old):
+    if spec_changed(new, old):
         meta["generation"] = int(old_meta.get("generation") or 0) + 1
     if info.group == "" and info.kind == "Namespace":
         new["status"] = old.get("status", {"phase": "Active"})

@@ -79,6 +79,12 @@ class Simulator:
         log.info("simulator started nodes=%d", len(self.nodes.index))
 
     async def stop(self) -> None:
+        log.info(
+            "simulator stopping lease_renewals=%d pod_status_writes=%d conflicts=%d",
+            self.nodes.heartbeats.renewals,
+            self.pods.status_writes,
+            self.pods.conflicts,
+        )
         set_active(None)
         await self.pods.stop()
         await self.nodes.stop()

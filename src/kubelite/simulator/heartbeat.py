@@ -5,7 +5,9 @@ leaseDurationSeconds 40) every 10 s by default; the node-lifecycle controller tr
 Lease that stops being renewed as a dead node.  Here every node sits in one slot of a
 timing wheel that turns once per heartbeat period, so renewals are spread evenly over
 the period (5,000 nodes every 10 s is 50 renewals per 0.1 s tick, never 5,000 at once)
-and there is no task or timer per node.
+and there is no task or timer per node.  A renewal is a PUT of the whole Lease, like
+kubelet's; the writes of a tick may overlap the next ticks, so a slow API server delays
+renewals by its latency rather than stretching every node's period.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 
+import orjson
+
 from kubelite.api import errors
-from kubelite.client.base import Client, Resource
+from kubelite.client.base import Client, Resource, raise_for_status
 from kubelite.simulator.config import LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE
 from kubelite.simulator.nodeobj import Obj, now_micro
 
@@ -24,7 +29,11 @@ log = logging.getLogger("kubelite.simulator.heartbeat")
 
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
 MIN_TICK = 0.1  # seconds between wheel slots (at most heartbeat/MIN_TICK slots)
-CONCURRENCY = 32  # lease writes in flight per tick
+CONCURRENCY = 32  # lease writes in flight
+MAX_SLOTS_IN_FLIGHT = 10  # wheel slots whose renewals may still run when the next one starts
+# kubelet sends its Lease as protobuf, which the API server never scans for unknown or
+# duplicate JSON fields; a renewal built here has neither, so ask the server not to look
+RENEW_QUERY = "fieldValidation=Ignore"
 
 
 def lease_object(node: str, node_uid: str, renew_time: str) -> Obj:
@@ -138,27 +147,39 @@ class Heartbeats:
         self._task = None
 
     async def _run(self) -> None:
-        """Turn the wheel: one slot per tick.  A slot's renewals finish before the next
-        slot starts, so a slow API server stretches the period instead of piling up
-        requests; a warning says so when a turn takes 1.5 times the period."""
+        """Turn the wheel: one slot per tick.  A slot's renewals run while the next slots
+        start (like kubelets, which renew independently), up to ``MAX_SLOTS_IN_FLIGHT``
+        slots; beyond that a slow API server stretches the period instead of piling up
+        requests, and a warning says so when a turn takes 1.5 times the period."""
         loop = asyncio.get_running_loop()
         next_at = turn_started = loop.time()
-        while True:
-            if self.wheel.cursor == 0:
-                took = loop.time() - turn_started
-                if took > 1.5 * self.wheel.period:
-                    log.warning(
-                        "node heartbeats falling behind period=%.1fs turn=%.1fs nodes=%d",
-                        self.wheel.period,
-                        took,
-                        len(self.wheel),
-                    )
-                turn_started = loop.time()
-            due = [n for n in self.wheel.advance() if self.is_running(n)]
-            if due:
-                await asyncio.gather(*(self._renew(n) for n in due))
-            next_at = max(next_at + self.wheel.tick, loop.time())
-            await asyncio.sleep(next_at - loop.time())
+        in_flight: deque[asyncio.Future[list[None]]] = deque()
+        try:
+            while True:
+                if self.wheel.cursor == 0:
+                    self._check_turn(loop.time() - turn_started)
+                    turn_started = loop.time()
+                due = [n for n in self.wheel.advance() if self.is_running(n)]
+                while in_flight and in_flight[0].done():
+                    in_flight.popleft()
+                while len(in_flight) >= MAX_SLOTS_IN_FLIGHT:
+                    await in_flight.popleft()
+                if due:
+                    in_flight.append(asyncio.gather(*(self._renew(n) for n in due)))
+                next_at = max(next_at + self.wheel.tick, loop.time())
+                await asyncio.sleep(next_at - loop.time())
+        finally:
+            for slot in in_flight:
+                slot.cancel()
+
+    def _check_turn(self, took: float) -> None:
+        if took > 1.5 * self.wheel.period:
+            log.warning(
+                "node heartbeats falling behind period=%.1fs turn=%.1fs nodes=%d",
+                self.wheel.period,
+                took,
+                len(self.wheel),
+            )
 
     async def _create(self, lease: Obj) -> None:
         try:
@@ -166,13 +187,23 @@ class Heartbeats:
         except errors.AlreadyExists:  # a concurrent renewal (or an old run) created it
             await self.client.update(LEASES, NODE_LEASE_NAMESPACE, lease)
 
+    async def _update(self, lease: Obj) -> None:
+        """PUT the Lease; the answer is only checked for errors (nothing here reads it)."""
+        name = lease["metadata"]["name"]
+        path = f"{LEASES.path(NODE_LEASE_NAMESPACE, name)}?{RENEW_QUERY}"
+        headers = {"accept": "application/json", "content-type": "application/json"}
+        headers["user-agent"] = self.client.user_agent
+        status, body = await self.client.transport.request("PUT", path, orjson.dumps(lease), headers)
+        raise_for_status(status, body)
+
     async def _renew(self, node: str) -> None:
-        lease = lease_object(node, self.node_uid(node), now_micro())
         async with self._sem:
+            # renewTime is when the write goes out (not when it was queued), as kubelet's
+            lease = lease_object(node, self.node_uid(node), now_micro())
             try:
                 if node in self._have_lease:
                     try:
-                        await self.client.update(LEASES, NODE_LEASE_NAMESPACE, lease)
+                        await self._update(lease)
                     except errors.NotFound:
                         await self._create(lease)
                 else:

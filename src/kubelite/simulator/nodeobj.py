@@ -10,8 +10,10 @@ node strategy keeps status on create), so registration is one request.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
+import time
 from typing import Any
 
 from kubelite.simulator.config import KUBELET_VERSION, SIMULATED_LABEL, SimConfig
@@ -27,7 +29,15 @@ def now_rfc3339() -> str:
 
 
 def now_micro() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 UTC with microseconds (``MicroTime``), e.g. a Lease's ``renewTime``."""
+    t = time.time()
+    second = int(t)
+    return f"{_second_text(second)}.{min(999_999, int((t - second) * 1e6)):06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def node_ip(index: int) -> str:

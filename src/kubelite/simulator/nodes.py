@@ -75,6 +75,7 @@ class NodeManager:
         self._next_index = cfg.nodes
         self._used: set[int] = set()  # indexes taken (addresses and pod CIDRs are per index)
         self._listeners: list[NodeListener] = []
+        self._reported: set[str] = set()  # nodes whose status this process posted
 
     # ------------------------------------------------------------------ queries
 
@@ -181,6 +182,7 @@ class NodeManager:
             return
         self._used.discard(idx)
         self.stopped.discard(name)
+        self._reported.discard(name)
         self._uids.pop(name, None)
         self.heartbeats.remove(name)
         self._notify(name)
@@ -192,34 +194,41 @@ class NodeManager:
     # ------------------------------------------------------------------ status
 
     async def _reconcile_status(self, name: str) -> float | None:
-        """Post a healthy status when it is missing, not Ready, or due (about every 5
-        minutes; each node's period is shortened by up to half, by name, so thousands of
-        nodes registered together do not all report in the same second)."""
+        """Post a healthy status when it is missing, not Ready, or due: every
+        ``status_report`` seconds, like kubelet's ``nodeStatusReportFrequency``.  The first
+        period after this process adopted a node is shortened by up to half, by name, so
+        thousands of nodes registered together report at spread-out times from then on."""
         node = self.informer.get(name)
         if node is None or not self.is_running(name):
             return None
         ready = ready_condition(node) or {}
         age = _age(ready.get("lastHeartbeatTime"))
         has_capacity = bool((node.get("status") or {}).get("capacity"))
-        period = self.cfg.status_report * (1 - 0.5 * (zlib.crc32(name.encode()) % 1000) / 1000)
+        period = self.cfg.status_report
+        if name not in self._reported:
+            period *= 1 - 0.5 * (zlib.crc32(name.encode()) % 1000) / 1000
         if ready.get("status") == "True" and has_capacity and age < period:
             return period - age
         await self._post_status(node)
-        return period
+        self._reported.add(name)
+        return self.cfg.status_report
 
     async def _post_status(self, node: Obj) -> None:
+        """A merge patch of the status: only the conditions once the node has its capacity
+        (kubelet patches what changed; a whole-status patch would also write back stale
+        copies of fields others set)."""
         name = node["metadata"]["name"]
         now = now_rfc3339()
-        status = dict(node.get("status") or {})
-        if not status.get("capacity"):
+        current = node.get("status") or {}
+        status: Obj = {}
+        if not current.get("capacity"):
             fresh = node_status(self.cfg, name, self.index[name], now)
-            status = {**fresh, **{k: v for k, v in status.items() if v}}
+            status = {**fresh, **{k: v for k, v in current.items() if v}}
         status["conditions"] = healthy_conditions(node, now)
-        patch: Obj = {"status": status}
         labels = (node.get("metadata") or {}).get("labels") or {}
         want = node_labels(self.cfg, name, self.index[name])
         if any(k not in labels for k in want):
             await self.client.patch(
                 NODES, "", name, {"metadata": {"labels": {k: v for k, v in want.items() if k not in labels}}}
             )
-        await self.client.patch(NODES, "", name, patch, subresource="status")
+        await self.client.patch(NODES, "", name, {"status": status}, subresource="status")

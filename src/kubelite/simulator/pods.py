@@ -112,6 +112,8 @@ class PodLifecycle:
         self._started: dict[str, float] = {}  # key -> monotonic time we started it
         self._uids: dict[str, str] = {}  # key -> uid the state above belongs to
         self._deleting: set[str] = set()  # "key/uid" already deleted with grace 0
+        self.status_writes = 0  # pods/status patches sent, and how many of them conflicted
+        self.conflicts = 0
         nodes.add_listener(self._on_node)
 
     async def start(self) -> None:
@@ -226,9 +228,13 @@ class PodLifecycle:
         conflict/NotFound (the watch brings the newer pod and the key is reconciled again)."""
         meta = pod["metadata"]
         body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": status}
+        self.status_writes += 1
         try:
             await self.client.patch(PODS, meta.get("namespace", ""), meta["name"], body, subresource="status")
-        except (errors.Conflict, errors.NotFound):
+        except errors.Conflict:
+            self.conflicts += 1
+            return False
+        except errors.NotFound:
             return False
         return True
 

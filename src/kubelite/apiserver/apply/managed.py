@@ -12,6 +12,7 @@ entries are sorted by operation, time, manager, apiVersion and subresource.
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ MAX_UPDATE_MANAGERS = 10
 ANCIENT_CHANGES = "ancient-changes"
 
 Key = tuple[str, str, str, str]
+_NOTHING = FieldSet()  # never mutated
 
 
 @dataclass
@@ -176,6 +178,7 @@ def _decode_entry(i: int, raw: Any, trusted: bool) -> Entry:
     return entry
 
 
+@functools.lru_cache(maxsize=4096)
 def _epoch(t: str | None) -> int:
     if not t:
         return 0
@@ -211,11 +214,16 @@ def exclude(c: Comparison, ignored: FieldSet) -> Comparison:
     """The comparison without ignored (reset) fields, e.g. ``status`` on the main resource."""
     if ignored.empty():
         return c
-    return Comparison(
-        c.added.recursive_difference(ignored),
-        c.modified.recursive_difference(ignored),
-        c.removed.recursive_difference(ignored),
-    )
+    return Comparison(_without(c.added, ignored), _without(c.modified, ignored), _without(c.removed, ignored))
+
+
+def _without(fs: FieldSet, ignored: FieldSet) -> FieldSet:
+    """``fs.recursive_difference(ignored)``; ``fs`` itself (not a copy) when nothing of it lies
+    under ``ignored``, e.g. a status write's fields and ``spec`` (comparisons are read-only)."""
+    top = fs.members | fs.children.keys()
+    if top.isdisjoint(ignored.members) and fs.children.keys().isdisjoint(ignored.children.keys()):
+        return fs
+    return fs.recursive_difference(ignored)
 
 
 def find_conflicts(managers: Managers, c: Comparison, skip: Key | None) -> dict[Key, FieldSet]:
@@ -331,17 +339,53 @@ def update_managed_fields(
     if old is not None and not managers:
         (new.get("metadata") or {}).pop("managedFields", None)
         return
-    skipped = (STATUS if ignore_status else FieldSet()).union(ignored or FieldSet())
+    skipped = STATUS if ignore_status else _NOTHING
+    if ignored is not None and not ignored.empty():
+        skipped = skipped.union(ignored)
     c = exclude(compare(old, new, schema), skipped)
-    transfer_ownership(managers, c, find_conflicts(managers, c, None), None)
-    taken = c.changed().difference(c.removed).difference(STRIPPED)
-    if not taken.empty():
-        key = identity(manager, UPDATE, api_version, subresource)
-        entry = managers.get(key)
-        if entry is None:
-            managers[key] = Entry.with_fields(manager, UPDATE, api_version, subresource, taken)
-        else:
-            entry.add(taken)
-        managers[key].time = now
+    key = identity(manager, UPDATE, api_version, subresource)
+    changed = c.added if c.modified.empty() else c.changed()  # read-only from here on
+    taken = (changed if c.removed.empty() else changed.difference(c.removed)).difference(STRIPPED)
+    if refreshes_own_fields(managers, changed, c.removed, key, taken):
+        if not taken.empty():
+            managers[key].time = now
+    else:
+        transfer_ownership(managers, c, find_conflicts(managers, c, None), None)
+        _record(managers, key, taken, now)
     cap_update_managers(managers)
     store_managed_fields(new, managers)
+
+
+def _record(managers: Managers, key: Key, taken: FieldSet, now: str) -> None:
+    """The writer's entry gains ``taken`` (created if needed) and the time of this write."""
+    if taken.empty():
+        return
+    entry = managers.get(key)
+    if entry is None:
+        managers[key] = Entry.with_fields(key[0], UPDATE, key[2], key[3], taken)
+    else:
+        entry.add(taken)
+    managers[key].time = now
+
+
+def refreshes_own_fields(
+    managers: Managers, changed: FieldSet, removed: FieldSet, key: Key, taken: FieldSet
+) -> bool:
+    """True when ownership cannot change: the writer already owns exactly the fields it
+    sets among those changed or removed, and no other manager owns any of them.
+
+    This is the steady state of every heartbeat-like write (a Lease renewal, a status
+    refresh): the general path would subtract the writer's fields and add them back, and
+    only the entry's time changes.
+    """
+    if key not in managers and not taken.empty():
+        return False
+    for k, entry in managers.items():
+        if entry.empty():
+            return False
+        owned = entry.intersect(changed)
+        if not removed.empty():
+            owned = owned.union(entry.intersect(removed))
+        if owned != (taken if k == key else _NOTHING):
+            return False
+    return True

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubelite.apiserver.apply.fieldset import FieldSet, Path, field_pe, index_pe, key_pe, value_pe
@@ -105,7 +105,7 @@ class Shape:
     """How a value is merged and tracked.
 
     kind: ``scalar`` | ``struct`` (declared properties) | ``map`` (free keys) | ``list`` |
-    ``unknown`` (no schema: decided by the value).
+    ``unknown`` (no schema: decided by the value).  ``kids`` memoises :meth:`child`.
     """
 
     kind: str
@@ -114,6 +114,7 @@ class Shape:
     list_type: str = "atomic"
     keys: tuple[str, ...] = ()
     implicit: frozenset[str] = frozenset()
+    kids: dict[str, Shape] = field(default_factory=dict, compare=False, repr=False)
 
     def declared(self, key: str) -> bool:
         if self.node is None:
@@ -122,21 +123,22 @@ class Shape:
         return isinstance(props, dict) and key in props
 
     def child(self, key: str) -> Shape:
-        """Shape of the value under ``key`` of a struct or map (memoised per schema node)."""
+        """Shape of the value under ``key`` of a struct or map (memoised on this shape; a
+        free-keyed map's memo is bounded, its keys being user data such as label names)."""
+        hit = self.kids.get(key)
+        if hit is not None:
+            return hit
         node = self.node
         if node is None:
             return UNKNOWN
-        hit = _CHILDREN.get((id(node), key))
-        if hit is not None and hit[0] is node:
-            return hit[1]
         props = node.get("properties")
         raw = props.get(key) if isinstance(props, dict) else None
         if raw is None:
             raw = node.get("additionalProperties")
         shape = shape_of(raw if isinstance(raw, dict) else None)
-        if len(_CHILDREN) >= _MAX_SHAPES:
-            _CHILDREN.clear()
-        _CHILDREN[(id(node), key)] = (node, shape)
+        if len(self.kids) >= _MAX_KIDS:
+            self.kids.clear()
+        self.kids[key] = shape
         return shape
 
     def item(self) -> Shape:
@@ -159,8 +161,8 @@ class Shape:
 
 UNKNOWN = Shape("unknown")
 _MAX_SHAPES = 50_000
-# memo of Shape.child: (id(node), key) -> (node, shape); the node is kept so its id stays unique
-_CHILDREN: dict[tuple[int, str], tuple[Schema, Shape]] = {}
+_MAX_KIDS = 1_000
+_MAX_ROOTS = 1_000
 _SCALAR = Shape("scalar")
 _UNKNOWN_MAP = Shape("map")
 _UNKNOWN_LIST = Shape("list", atomic=True)
@@ -222,8 +224,26 @@ def _shape_of(raw: Schema | None) -> Shape:
     return UNKNOWN
 
 
+_ROOTS: dict[int, tuple[Schema | None, Shape]] = {}
+
+
 def root_shape(schema: Schema | None) -> Shape:
-    """Shape of a whole object; without a schema, ``metadata`` still uses ObjectMeta."""
+    """Shape of a whole object; without a schema, ``metadata`` still uses ObjectMeta.
+
+    Memoised by schema (kept alive with its shape, so its id stays unique), which keeps the
+    child shapes memoised on it across writes.
+    """
+    hit = _ROOTS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    shape = _root_shape(schema)
+    if len(_ROOTS) >= _MAX_ROOTS:
+        _ROOTS.clear()
+    _ROOTS[id(schema)] = (schema, shape)
+    return shape
+
+
+def _root_shape(schema: Schema | None) -> Shape:
     if schema is None:
         synthetic: Schema = {
             "type": "object",
@@ -233,7 +253,7 @@ def root_shape(schema: Schema | None) -> Shape:
         return Shape("struct", synthetic)
     node = resolve(schema)
     if node is None:
-        return root_shape(None)
+        return _root_shape(None)
     if id(node) in _definition_names():
         props = node.get("properties", {})
         return Shape("struct", node, implicit=frozenset(k for k in _ROOT_IMPLICIT if k in props))
@@ -253,10 +273,28 @@ def item_pe(shape: Shape, index: int, item: Any) -> str:
                 key[k] = item[k]
             elif k in KEY_DEFAULTS:
                 key[k] = KEY_DEFAULTS[k]
+        if all(type(v) in _SCALAR_TYPES for v in key.values()):
+            return _scalar_key_pe(tuple((k, type(v), v) for k, v in key.items()))
         return key_pe(key)
     if shape.list_type == "set":
+        if type(item) in _SCALAR_TYPES:
+            return _scalar_value_pe(type(item).__name__, item)
         return value_pe(item)
     return index_pe(index)
+
+
+_SCALAR_TYPES = (str, int, float, bool)
+
+
+@functools.lru_cache(maxsize=65536)
+def _scalar_key_pe(key: tuple[tuple[str, type, Any], ...]) -> str:
+    """``key_pe`` memoised for scalar keys (the type is part of the memo key: ``1 == True``)."""
+    return key_pe({k: v for k, _, v in key})
+
+
+@functools.lru_cache(maxsize=65536)
+def _scalar_value_pe(_type: str, value: Any) -> str:
+    return value_pe(value)
 
 
 def index_items(shape: Shape, items: Any) -> dict[str, Any]:
@@ -409,23 +447,42 @@ def _empty(value: Any) -> bool:
 def _compare_maps(lhs: Any, rhs: Any, shape: Shape, path: Path, c: Comparison) -> None:
     lmap = lhs if isinstance(lhs, dict) else {}
     rmap = rhs if isinstance(rhs, dict) else {}
-    for key in lmap.keys() | rmap.keys():
+    for key, rv in rmap.items():
         lv = lmap.get(key, MISSING)
-        rv = rmap.get(key, MISSING)
-        if key in shape.implicit:
-            lv = None if lv is MISSING and lhs is not MISSING else lv
-            rv = None if rv is MISSING and rhs is not MISSING else rv
-        if lv is MISSING and rv is MISSING:
-            continue
-        _compare(lv, rv, shape.child(key), (*path, field_pe(key)), c)
+        if lv is not MISSING and (lv is rv or lv == rv):
+            continue  # what _compare would conclude first, without building the path
+        _compare_field(lhs, rhs, key, lv, rv, shape, path, c)
+    for key, lv in lmap.items():
+        if key not in rmap:
+            _compare_field(lhs, rhs, key, lv, MISSING, shape, path, c)
+
+
+def _compare_field(
+    lhs: Any, rhs: Any, key: str, lv: Any, rv: Any, shape: Shape, path: Path, c: Comparison
+) -> None:
+    if key in shape.implicit:
+        lv = None if lv is MISSING and lhs is not MISSING else lv
+        rv = None if rv is MISSING and rhs is not MISSING else rv
+    if lv is MISSING:
+        if rv is not MISSING:
+            _compare_absent(MISSING, rv, shape.child(key), (*path, field_pe(key)), c)
+        return
+    _compare(lv, rv, shape.child(key), (*path, field_pe(key)), c)
 
 
 def _compare_lists(lhs: Any, rhs: Any, shape: Shape, path: Path, c: Comparison) -> None:
     litems = index_items(shape, lhs)
     ritems = index_items(shape, rhs)
     item_shape = shape.item()
-    for pe in litems.keys() | ritems.keys():
-        _compare(litems.get(pe, MISSING), ritems.get(pe, MISSING), item_shape, (*path, pe), c)
+    for pe, ritem in ritems.items():
+        litem = litems.get(pe, MISSING)
+        if litem is MISSING:
+            _compare_absent(MISSING, ritem, item_shape, (*path, pe), c)
+        elif litem is not ritem and litem != ritem:
+            _compare(litem, ritem, item_shape, (*path, pe), c)
+    for pe, litem in litems.items():
+        if pe not in ritems:
+            _compare(litem, MISSING, item_shape, (*path, pe), c)
 
 
 # ---------------------------------------------------------------------------------------------
