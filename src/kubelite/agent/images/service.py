@@ -244,7 +244,14 @@ class LocalImageService:
                         client, ref, str(desc.get("digest", "")), int(desc.get("size", -1)), progress
                     )
 
-        await asyncio.gather(*(fetch(d, diff) for d, diff in zip(layer_descs, diff_ids, strict=True)))
+        # a TaskGroup (not gather): when one layer fails, the other downloads are cancelled and
+        # awaited, so none keeps writing into the store after the pull has failed
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for d, diff in zip(layer_descs, diff_ids, strict=True):
+                    tg.create_task(fetch(d, diff))
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
         for i, (blob, diff_id) in enumerate(layers):
             async with self._layer_locks.setdefault(diff_id, asyncio.Lock()):
                 await asyncio.to_thread(self.store.unpack, blob, diff_id, diff_ids[:i])
@@ -267,5 +274,9 @@ class LocalImageService:
         if self.store.has_blob(digest):
             return
         tmp = self.store.temp_path(".blob")
-        await client.download_blob(ref, digest, size, tmp, progress)
-        await asyncio.to_thread(self.store.commit_blob, tmp, digest, size)
+        try:
+            await client.download_blob(ref, digest, size, tmp, progress)
+            await asyncio.to_thread(self.store.commit_blob, tmp, digest, size)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # failed or cancelled: leave nothing in tmp/
+            raise
