@@ -96,6 +96,10 @@ def start_server(data_dir: Path | None = None, *extra: str, command: str = "up")
     alone) on a fresh data dir and a free port, once it printed its ready line."""
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="kubelite-bench-"))
     port = free_port()
+    if command == "up" and not {"--network", "--no-agent"} & set(extra):
+        # pod networking changes the host's bridges, routes and nftables: benches that need it
+        # ask for it (and run inside a network namespace of their own)
+        extra = (*extra, "--network", "none")
     # KUBELITE_BENCH_PROFILE=FILE: run the server under cProfile (main thread: the event
     # loop), stats written to FILE when it exits
     profile = os.environ.get("KUBELITE_BENCH_PROFILE")
