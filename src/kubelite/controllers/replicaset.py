@@ -43,6 +43,12 @@ BURST_REPLICAS = 500
 SLOW_START_INITIAL_BATCH = 1
 STATUS_UPDATE_RETRIES = 1
 CONFLICT_RETRY = 0.02
+# Sync spacing for hot keys: after a sync whose pod pass blocked the event loop for T
+# seconds (T >= SPACING_MIN_COST), the same set is not synced again for SPACING_FACTOR*T
+# (at most SPACING_MAX); pod events arriving meanwhile collapse into that one later sync.
+SPACING_FACTOR = 3.0
+SPACING_MIN_COST = 0.002
+SPACING_MAX = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,15 +82,7 @@ def calculate_status(rs: Obj, pods: list[Obj], manage_error: Exception | None, d
         "labels"
     ) or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    labeled = ready = available = 0
-    for pod in pods:
-        labels = cu.meta(pod).get("labels") or {}
-        if all(labels.get(k) == v for k, v in template_labels.items()):
-            labeled += 1
-        if cu.is_pod_ready(pod):
-            ready += 1
-            if cu.is_pod_available(pod, min_ready, now):
-                available += 1
+    labeled, ready, available = count_pods(pods, template_labels, min_ready, now)
     old = rs.get("status") or {}
     conditions = [dict(c) for c in old.get("conditions") or []]
     failure = next((c for c in conditions if c.get("type") == "ReplicaFailure"), None)
@@ -111,6 +109,29 @@ def calculate_status(rs: Obj, pods: list[Obj], manage_error: Exception | None, d
     if conditions:
         status["conditions"] = conditions
     return _prune_zero(status)
+
+
+def count_pods(
+    pods: list[Obj], template_labels: Mapping[str, str], min_ready: int, now: float
+) -> tuple[int, int, int]:
+    """One pass over ``pods``: (fully labeled, ready, available) counts.
+
+    Fully labeled: every template label present with its value; ready: the Ready
+    condition is True; available: ready for at least ``minReadySeconds``.
+    """
+    wanted = dict(template_labels).items()
+    labeled = ready = available = 0
+    for pod in pods:
+        if wanted <= ((pod.get("metadata") or {}).get("labels") or {}).items():
+            labeled += 1
+        for c in (pod.get("status") or {}).get("conditions") or ():
+            if c.get("type") == "Ready":
+                if c.get("status") == "True":
+                    ready += 1
+                    if min_ready <= 0 or cu.is_pod_available(pod, min_ready, now):
+                        available += 1
+                break
+    return labeled, ready, available
 
 
 def _prune_zero(status: Obj) -> Obj:
@@ -165,7 +186,7 @@ class ReplicaSetController:
         self.ctrl.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = cu.controller_ref(pod)
+        ref = cu.controller_ref_view(pod)
         if ref is None or ref.get("kind") != self.kind.kind:
             return None
         owners = self.sets.by_index(cu.UID_INDEX, str(ref.get("uid", "")))
@@ -185,7 +206,7 @@ class ReplicaSetController:
                 self.expectations.creation_observed(new_owner)
         keys = {k for k in (old_owner, new_owner) if k is not None}
         for pod in (old, new):
-            if pod is not None and cu.controller_ref(pod) is None:
+            if pod is not None and cu.controller_ref_view(pod) is None:
                 keys.update(self._matching_sets(pod))
         for k in keys:
             self.ctrl.queue.add(k)
@@ -206,14 +227,18 @@ class ReplicaSetController:
             return None
         rs = cu.with_kind(cached, self.kind.api_version, self.kind.kind)
         selector = self.kind.selector(rs)
+        started = time.perf_counter()
         pods = await self._claim_pods(rs, selector)
+        cost = time.perf_counter() - started
         needs_sync = self.expectations.satisfied(key)
         manage_error: Exception | None = None
         diff = len(pods) - int((rs.get("spec") or {}).get("replicas", 1) or 0)
         if needs_sync and not cu.is_being_deleted(rs):
             manage_error = await self._manage_replicas(key, rs, pods)
         now = time.time()
+        started = time.perf_counter()
         status = calculate_status(rs, pods, manage_error, diff, now)
+        self._space_syncs(key, cost + time.perf_counter() - started)
         try:
             await self._update_status(rs, status)
         except errors.Conflict:
@@ -222,6 +247,16 @@ class ReplicaSetController:
         if manage_error is not None:
             raise manage_error
         return self._requeue_for_availability(rs, pods, now)
+
+    def _space_syncs(self, key: str, cost: float) -> None:
+        """Hold the next sync of ``key`` back in proportion to what this one cost.
+
+        kube-controller-manager gets the same coalescing from its expectations and rate
+        limiter; here it keeps a 10,000-pod set from re-running its O(pods) pass on every
+        pod update back to back.  Cheap syncs (small sets) are never held back.
+        """
+        if cost >= SPACING_MIN_COST:
+            self.ctrl.queue.not_before(key, min(SPACING_MAX, SPACING_FACTOR * cost))
 
     def _requeue_for_availability(self, rs: Obj, pods: list[Obj], now: float) -> float | None:
         """Come back when a ready pod turns available after ``minReadySeconds``."""
@@ -236,7 +271,7 @@ class ReplicaSetController:
         ns = str(cu.meta(rs).get("namespace", ""))
         owned = self.pods.by_index(cu.OWNER_INDEX, str(cu.meta(rs).get("uid", "")))
         orphans = self.pods.by_index(cu.ORPHAN_INDEX, ns)
-        candidates = [p for p in owned + orphans if cu.is_pod_active(p)]
+        candidates = owned + orphans if orphans else owned
         ref = cu.new_controller_ref(rs, self.kind.api_version, self.kind.kind)
 
         async def can_adopt() -> bool:
@@ -247,7 +282,7 @@ class ReplicaSetController:
             return cu.meta(fresh).get("uid") == cu.meta(rs).get("uid") and not cu.is_being_deleted(fresh)
 
         claimer = cu.Claimer(self.client, PODS, rs, ref, selector, can_adopt)
-        return await claimer.claim(candidates)
+        return await claimer.claim(candidates, only_active=True)
 
     async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> Exception | None:
         want = int((rs.get("spec") or {}).get("replicas", 1) or 0)

@@ -3,6 +3,10 @@
 client-go's discipline: a key is queued once however often it is added; one worker
 handles a key at a time (a key added while it is processed is re-queued after);
 failures are retried with per-key exponential back-off.
+
+Opt-in coalescing: :meth:`WorkQueue.not_before` holds back a key's next processing
+until a moment has passed (adds in between collapse into one later run), so a
+controller whose sync of a hot key is expensive bounds the event-loop share it takes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._not_before: dict[str, float] = {}  # key -> loop time before which it waits
 
     def add(self, key: str) -> None:
         if key in self._processing:
@@ -34,8 +39,31 @@ class WorkQueue:
             return
         if key in self._queued:
             return
+        if self._not_before and self._held_back(key):
+            return
         self._queued.add(key)
         self._queue.put_nowait(key)
+
+    def not_before(self, key: str, delay: float) -> None:
+        """Do not hand ``key`` to a worker again before ``delay`` seconds from now."""
+        if delay > 0:
+            self._not_before[key] = asyncio.get_running_loop().time() + delay
+
+    def _held_back(self, key: str) -> bool:
+        """True (and a timer armed for the end of the wait) while ``key`` must wait."""
+        until = self._not_before.get(key)
+        if until is None:
+            return False
+        loop = asyncio.get_running_loop()
+        if until <= loop.time() + 0.001:
+            del self._not_before[key]
+            return False
+        timer = self._timers.get(key)
+        if timer is None or timer.when() > until:
+            if timer is not None:
+                timer.cancel()
+            self._timers[key] = loop.call_at(until, self._fire, key)
+        return True
 
     def add_after(self, key: str, delay: float) -> None:
         if delay <= 0:
@@ -78,6 +106,7 @@ class WorkQueue:
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
+        self._not_before.clear()
 
 
 class Controller:
