@@ -275,6 +275,9 @@ async def create(ctx: ServerContext, req: Request, send: Send, t: Target) -> Non
         check_body(
             ctx, t.info, obj, bodies.field_validation_mode(req.q("fieldValidation")), req.warnings, raw
         )
+    if (obj.get("metadata") or {}).get("resourceVersion"):
+        # kube-apiserver's storage refuses this (ErrResourceVersionSetOnCreate); a 400, not its 500
+        raise errors.BadRequest("resourceVersion should not be set on objects to be created")
     created = await create_object(ctx, t.info, t.namespace, obj, opts)
     await respond_object(ctx, req, send, t.info, created, 201)
 
