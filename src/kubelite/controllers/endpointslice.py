@@ -26,6 +26,7 @@ from kubelite.api import errors
 from kubelite.api.podhealth import is_pod_ready, is_terminating, meta, namespace_index, pod_ip
 from kubelite.client.base import Client, Resource
 from kubelite.machinery import serviceendpoints as se
+from kubelite.machinery.controller_utils import PendingWrites
 from kubelite.machinery.informer import Informer, object_key
 from kubelite.machinery.workqueue import Controller
 
@@ -236,9 +237,7 @@ class EndpointSliceController:
         self.pods = pods
         self.slices = slices
         self.nodes = nodes
-        # slices written but not yet seen (created) or still seen (deleted) in the cache, per
-        # Service: reconciling before the cache catches up would duplicate or resurrect slices
-        self.pending: dict[str, dict[str, bool]] = {}
+        self.pending = PendingWrites(slices)
         self.ctrl = Controller("endpointslice", self.reconcile, workers=2)
         services.add_indexer("namespace", namespace_index)
         pods.add_indexer("namespace", namespace_index)
@@ -273,7 +272,7 @@ class EndpointSliceController:
 
     async def reconcile(self, key: str) -> float | None:
         namespace = key.partition("/")[0]
-        if self._cache_behind(key):
+        if self.pending.behind(key):
             return 0.05
         svc = self.services.get(key)
         existing = self.slices.by_index("endpointslice/service", key)
@@ -286,35 +285,19 @@ class EndpointSliceController:
         await self._apply(key, svc, plan_slices(existing, desired))
         return None
 
-    def _cache_behind(self, key: str) -> bool:
-        """True while a slice this controller created (deleted) is absent from (in) the cache."""
-        pending = self.pending.get(key)
-        if not pending:
-            return False
-        namespace = key.partition("/")[0]
-        for name, created in list(pending.items()):
-            if (self.slices.get(f"{namespace}/{name}") is not None) == created:
-                del pending[name]
-        if not pending:
-            del self.pending[key]
-        return bool(pending)
-
     async def _apply(self, key: str, svc: Obj, plan: Plan) -> None:
         namespace = meta(svc)["namespace"]
-        pending = self.pending.setdefault(key, {})
         for sl, ports, eps in plan.update:
             body = build_slice(svc, ports, eps, sl)
             if not _unchanged(sl, body):
                 await self.client.update(SLICES, namespace, body)
         for ports, eps in plan.create:
             out = await self.client.create(SLICES, namespace, build_slice(svc, ports, eps, None))
-            pending[meta(out)["name"]] = True
+            self.pending.created(key, meta(out)["name"])
         for sl in plan.delete:
             with contextlib.suppress(errors.NotFound):
                 await self.client.delete(SLICES, namespace, meta(sl)["name"])
-                pending[meta(sl)["name"]] = False
-        if not pending:
-            self.pending.pop(key, None)
+                self.pending.deleted(key, meta(sl)["name"])
         log.debug(
             "endpoint slices synced service=%s created=%d deleted=%d",
             object_key(svc),

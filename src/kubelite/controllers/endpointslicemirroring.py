@@ -26,6 +26,7 @@ from kubelite.api.podhealth import meta
 from kubelite.client.base import Client, Resource
 from kubelite.controllers.endpointslice import MANAGED_BY, Plan, plan_slices, ports_key
 from kubelite.machinery import serviceendpoints as se
+from kubelite.machinery.controller_utils import PendingWrites
 from kubelite.machinery.informer import Informer
 from kubelite.machinery.workqueue import Controller
 
@@ -156,8 +157,7 @@ class EndpointSliceMirroringController:
         self.services = services
         self.endpoints = endpoints
         self.slices = slices
-        # slices created (True) or deleted (False) but not yet so in the cache, per key
-        self.pending: dict[str, dict[str, bool]] = {}
+        self.pending = PendingWrites(slices)
         self.ctrl = Controller("endpointslicemirroring", self.reconcile, workers=2)
         slices.add_indexer("endpointslicemirroring/service", _mirrored_index)
         services.add_handler(lambda key, old, new: self.ctrl.queue.add(key))
@@ -178,20 +178,8 @@ class EndpointSliceMirroringController:
     async def stop(self) -> None:
         await self.ctrl.stop()
 
-    def _cache_behind(self, key: str) -> bool:
-        pending = self.pending.get(key)
-        if not pending:
-            return False
-        namespace = key.partition("/")[0]
-        for name, created in list(pending.items()):
-            if (self.slices.get(f"{namespace}/{name}") is not None) == created:
-                del pending[name]
-        if not pending:
-            del self.pending[key]
-        return bool(pending)
-
     async def reconcile(self, key: str) -> float | None:
-        if self._cache_behind(key):
+        if self.pending.behind(key):
             return 0.05
         namespace = key.partition("/")[0]
         existing = self.slices.by_index("endpointslicemirroring/service", key)
@@ -211,7 +199,7 @@ class EndpointSliceMirroringController:
         for sl in slices:
             with contextlib.suppress(errors.NotFound):
                 await self.client.delete(SLICES, namespace, meta(sl)["name"])
-                self.pending.setdefault(key, {})[meta(sl)["name"]] = False
+                self.pending.deleted(key, meta(sl)["name"])
 
     async def _apply(self, key: str, ep: Obj, family: str, plan: Plan) -> None:
         namespace = meta(ep)["namespace"]
@@ -221,7 +209,7 @@ class EndpointSliceMirroringController:
                 await self.client.update(SLICES, namespace, body)
         for ports, eps in plan.create:
             out = await self.client.create(SLICES, namespace, build_slice(ep, family, ports, eps, None))
-            self.pending.setdefault(key, {})[meta(out)["name"]] = True
+            self.pending.created(key, meta(out)["name"])
         await self._delete(key, namespace, plan.delete)
 
 

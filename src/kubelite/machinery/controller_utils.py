@@ -55,6 +55,36 @@ _FNV32_PRIME = 0x01000193
 _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
+class PendingWrites:
+    """Objects a controller created (True) or deleted (False) that its informer cache does not
+    show so yet, per work key (``namespace/name``): a sync that ran before the cache caught up
+    with the controller's own writes would duplicate or resurrect objects (kube-controller-
+    manager's endpoint slice tracker plays this part)."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache  # anything with get("namespace/name") -> object | None
+        self.by_key: dict[str, dict[str, bool]] = {}
+
+    def created(self, key: str, name: str) -> None:
+        self.by_key.setdefault(key, {})[name] = True
+
+    def deleted(self, key: str, name: str) -> None:
+        self.by_key.setdefault(key, {})[name] = False
+
+    def behind(self, key: str) -> bool:
+        """True while a write recorded for ``key`` is not yet reflected in the cache."""
+        pending = self.by_key.get(key)
+        if not pending:
+            return False
+        namespace = key.partition("/")[0]
+        for name, created in list(pending.items()):
+            if (self.cache.get(f"{namespace}/{name}") is not None) == created:
+                del pending[name]
+        if not pending:
+            del self.by_key[key]
+        return bool(pending)
+
+
 # ---------------------------------------------------------------------------- metadata
 
 
