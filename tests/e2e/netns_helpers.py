@@ -20,6 +20,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -564,6 +565,20 @@ class Net:
 
     def service_ip(self, ns: str, name: str) -> str:
         return str(self.api.get(f"/api/v1/namespaces/{ns}/services/{name}")["spec"]["clusterIP"])
+
+    def client(self, ns: str, name: str = "client", labels: dict[str, str] | None = None) -> str:
+        """A ready sleeping client pod (labels default to ``role: <name>``); returns its name."""
+        labels = labels or {"role": name}
+        self.cluster.apply(sleeper(name, ns, labels))
+        wait_ready(self.api, ns, ",".join(f"{k}={v}" for k, v in labels.items()), 1)
+        return name
+
+    def namespace(self, prefix: str, test_name: str) -> Iterator[str]:
+        """A fresh namespace named after the test, deleted (without waiting) afterwards."""
+        name = prefix + re.sub(r"[^a-z0-9-]", "-", test_name.lower().removeprefix("test_"))[:40].strip("-")
+        self.cluster.kubectl("create", "namespace", name)
+        yield name
+        self.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def names(pods: list[dict[str, Any]]) -> set[str]:

@@ -106,16 +106,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
 @pytest.fixture
 def ns(net: Net, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = "f-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower().removeprefix("test_"))[:40].strip("-")
-    net.cluster.kubectl("create", "namespace", name)
-    yield name
-    net.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def _client(net: Net, ns: str, name: str = "client", labels: dict[str, str] | None = None) -> None:
-    labels = labels or {"role": name}
-    net.cluster.apply(sleeper(name, ns, labels))
-    wait_ready(net.api, ns, ",".join(f"{k}={v}" for k, v in labels.items()), 1)
+    yield from net.namespace("f-", request.node.name)
 
 
 def _web(net: Net, ns: str, replicas: int, **svc: Any) -> list[dict[str, Any]]:
@@ -146,7 +137,7 @@ def test_pod_reaches_itself_through_its_service(net: Net, ns: str) -> None:
 
 def test_service_without_endpoints_fails_fast(net: Net, ns: str) -> None:
     net.cluster.apply(service("nobody", ns, {"app": "nobody"}))
-    _client(net, ns)
+    net.client(ns)
     vip = net.api.get(f"/api/v1/namespaces/{ns}/services/nobody")["spec"]["clusterIP"]
     script = f"s=$(cut -d' ' -f1 /proc/uptime); timeout 5 wget -qO- http://{vip}/ 2>&1; echo; echo $s"
     script += "; cut -d' ' -f1 /proc/uptime"
@@ -158,7 +149,7 @@ def test_service_without_endpoints_fails_fast(net: Net, ns: str) -> None:
 
 def test_client_ip_session_affinity(net: Net, ns: str) -> None:
     pods = _web(net, ns, 3, sessionAffinity="ClientIP")
-    _client(net, ns)
+    net.client(ns)
     up = names(pods)
     wait_for(lambda: fetch_many(net.cluster, ns, "client", "http://web/", 1)[0] in up, 15, "service up")
     got = Counter(fetch_many(net.cluster, ns, "client", "http://web/", 30))
@@ -167,7 +158,7 @@ def test_client_ip_session_affinity(net: Net, ns: str) -> None:
 
 def test_service_environment_variables(net: Net, ns: str) -> None:
     _web(net, ns, 1)
-    _client(net, ns)  # created after the Service: it gets its variables
+    net.client(ns)  # created after the Service: it gets its variables
     vip = net.api.get(f"/api/v1/namespaces/{ns}/services/web")["spec"]["clusterIP"]
     env = exec_in(net.cluster, ns, "client", "env").splitlines()
     assert f"WEB_SERVICE_HOST={vip}" in env, env
@@ -177,7 +168,7 @@ def test_service_environment_variables(net: Net, ns: str) -> None:
 
 
 def test_kubernetes_service_reaches_the_api_server(net: Net, ns: str) -> None:
-    _client(net, ns)
+    net.client(ns)
     assert net.api.ready_endpoints("default", "kubernetes") == {net.host.ip}
     # from a pod: a TCP connection to kubernetes.default:443 (busybox's TLS client cannot talk to
     # the API server's TLS, so only the connection is checked: nc exits 0 once connected)
@@ -293,7 +284,7 @@ def test_headless_service_resolves_to_ready_pods_only(net: Net, ns: str) -> None
     net.cluster.apply(deployment("web", ns, 2, {"app": "web"}))
     net.cluster.apply(service("hl", ns, {"app": "web"}, clusterIP="None"))
     pods = wait_ready(net.api, ns, "app=web", 2)
-    _client(net, ns)
+    net.client(ns)
     ips = sorted(p["status"]["podIP"] for p in pods)
     fqdn = f"hl.{ns}.svc.cluster.local"
     wait_for(lambda: _answers(_nslookup(net, ns, fqdn)) == ips, 15, f"{fqdn} -> {ips}", step=0.5)
@@ -311,7 +302,7 @@ def test_headless_service_resolves_to_ready_pods_only(net: Net, ns: str) -> None
 
 def test_external_name_srv_pod_and_ptr_records(net: Net, ns: str) -> None:
     pods = _web(net, ns, 1)
-    _client(net, ns)
+    net.client(ns)
     vip = net.api.get(f"/api/v1/namespaces/{ns}/services/web")["spec"]["clusterIP"]
     svc = f"web.{ns}.svc.cluster.local"
     wait_for(lambda: _answers(_nslookup(net, ns, svc)) == [vip], 15, f"{svc} -> {vip}", step=0.5)
@@ -343,7 +334,7 @@ def test_external_name_srv_pod_and_ptr_records(net: Net, ns: str) -> None:
 
 
 def test_names_outside_the_cluster_are_forwarded(net: Net, ns: str) -> None:
-    _client(net, ns)
+    net.client(ns)
     out = _nslookup(net, ns, OUTSIDE_NAME.rstrip("."))
     assert _answers(out) == [OUTSIDE_IP], out
     out = _nslookup(net, ns, "nowhere.example.org")
@@ -393,8 +384,8 @@ def test_network_policy_by_namespace_and_for_egress(net: Net, ns: str) -> None:
     net.cluster.kubectl("create", "namespace", friends)
     try:
         net.cluster.kubectl("label", "namespace", friends, "team=friends")
-        _client(net, friends, "visitor")
-        _client(net, ns, "local")
+        net.client(friends, "visitor")
+        net.client(ns, "local")
         net.cluster.apply(
             _policy(
                 ns,

@@ -34,7 +34,6 @@ from tests.e2e.netns_helpers import (
     names,
     sandbox_netns,
     service,
-    sleeper,
     start_cluster_in,
     wait_for,
     wait_ready,
@@ -67,18 +66,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
 @pytest.fixture
 def ns(net: Net, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = "n-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower().removeprefix("test_"))[:40].strip("-")
-    net.cluster.kubectl("create", "namespace", name)
-    yield name
-    net.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def client(net: Net, ns: str, name: str = "client", labels: dict[str, str] | None = None) -> str:
-    net.cluster.apply(sleeper(name, ns, labels or {"role": name}))
-    wait_ready(
-        net.api, ns, f"role={name}" if not labels else ",".join(f"{k}={v}" for k, v in labels.items()), 1
-    )
-    return name
+    yield from net.namespace("n-", request.node.name)
 
 
 def web(
@@ -104,7 +92,7 @@ def served_by(net: Net, ns: str, url: str, want: set[str], n: int = 30, timeout:
 # --------------------------------------------------------------------------------- pod network
 def test_pod_to_pod_by_ip_on_one_node(net: Net, ns: str) -> None:
     pods = web(net, ns, "web", 2, {"app": "web"})
-    client(net, ns)
+    net.client(ns)
     node = net.api.get("/api/v1/nodes")["items"][0]
     cidr = ipaddress.IPv4Network(node["spec"]["podCIDR"])
     assert cidr.subnet_of(ipaddress.IPv4Network("10.244.0.0/16")), cidr
@@ -130,7 +118,7 @@ def test_clusterip_by_dns_names_reaches_all_replicas(net: Net, default_ns: str) 
     ns = default_ns
     pods = web(net, ns, "web", 3, {"app": "web"})
     net.cluster.apply(service("web", ns, {"app": "web"}))
-    client(net, ns)
+    net.client(ns)
     vip = net.service_ip(ns, "web")
     assert ipaddress.ip_address(vip) in ipaddress.ip_network("10.96.0.0/12")
     for name in ("web", "web.default", "web.default.svc.cluster.local", vip):
@@ -144,7 +132,7 @@ def test_clusterip_by_dns_names_reaches_all_replicas(net: Net, default_ns: str) 
 def test_not_ready_pod_gets_no_traffic_until_ready_again(net: Net, ns: str) -> None:
     pods = web(net, ns, "web", 3, {"app": "web"})
     net.cluster.apply(service("web", ns, {"app": "web"}))
-    client(net, ns)
+    net.client(ns)
     everyone = names(pods)
     served_by(net, ns, "http://web/", everyone)
     victim = sorted(everyone)[0]
@@ -207,7 +195,7 @@ def test_scaling_changes_backends_within_a_second(net: Net, ns: str) -> None:
     net.cluster.apply(dep)
     pods = wait_ready(net.api, ns, "app=web", 2)
     net.cluster.apply(service("web", ns, labels))
-    client(net, ns)
+    net.client(ns)
     vip = net.service_ip(ns, "web")
     served_by(net, ns, f"http://{vip}/", names(pods))
     stream = Stream(net.cluster, ns, "client", f"http://{vip}/", 16)
@@ -318,7 +306,7 @@ def test_statefulset_pods_resolve_by_stable_name(net: Net, ns: str) -> None:
     net.cluster.apply(headless)
     net.cluster.apply(sts)
     pods = wait_ready(net.api, ns, "app=db", 2)
-    client(net, ns)
+    net.client(ns)
     fqdn = f"web-0.db.{ns}.svc.cluster.local"
     ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
 
@@ -351,7 +339,7 @@ def test_canary_splits_traffic_by_ready_replicas(net: Net, ns: str) -> None:
     stable = web(net, ns, "stable", 3, {"app": "shop", "track": "stable"})
     canary = web(net, ns, "canary", 1, {"app": "shop", "track": "canary"})
     net.cluster.apply(service("shop", ns, {"app": "shop"}))
-    client(net, ns)
+    net.client(ns)
     served_by(net, ns, "http://shop/", names(stable) | names(canary), n=40)
     got = Counter(fetch_many(net.cluster, ns, "client", "http://shop/", 400))
     total = sum(got.values())
@@ -382,8 +370,8 @@ def _reaches(net: Net, ns: str, pod: str, ip: str) -> bool:
 def test_network_policy_default_deny_then_allow_one_label(net: Net, ns: str) -> None:
     server = web(net, ns, "db", 1, {"app": "db"})[0]
     ip = server["status"]["podIP"]
-    client(net, ns, "friend", {"role": "friend", "access": "granted"})
-    client(net, ns, "stranger", {"role": "stranger"})
+    net.client(ns, "friend", {"role": "friend", "access": "granted"})
+    net.client(ns, "stranger", {"role": "stranger"})
     assert _reaches(net, ns, "friend", ip) and _reaches(net, ns, "stranger", ip)
 
     net.cluster.apply(_policy(ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
