@@ -112,10 +112,19 @@ class Client:
     ) -> Any:
         if query:
             path += "?" + urlencode({k: v for k, v in query.items() if v not in (None, "")}, doseq=True)
+        raw = await self.send(method, path, body, content_type)
+        return orjson.loads(raw) if raw else None
+
+    async def send(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> bytes:
+        """One request to ``path`` (query string included); the raw answer, errors raised as
+        :mod:`kubelite.api.errors`.  For hot writes whose answer nobody reads (the simulator's
+        Lease renewals): no query encoding, no decoding of the reply."""
         data = orjson.dumps(body) if body is not None else None
         status, raw = await self.transport.request(method, path, data, self._headers(content_type))
         raise_for_status(status, raw)
-        return orjson.loads(raw) if raw else None
+        return raw
 
     async def get(self, res: Resource, namespace: str, name: str, subresource: str = "") -> Obj:
         out: Obj = await self._call("GET", res.path(namespace, name, subresource))

@@ -18,10 +18,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-import orjson
-
 from kubelite.api import errors
-from kubelite.client.base import Client, Resource, raise_for_status
+from kubelite.client.base import Client, Resource
 from kubelite.simulator.config import LEASE_DURATION_SECONDS, NODE_LEASE_NAMESPACE
 from kubelite.simulator.nodeobj import Obj, now_micro
 
@@ -190,11 +188,7 @@ class Heartbeats:
     async def _update(self, lease: Obj) -> None:
         """PUT the Lease; the answer is only checked for errors (nothing here reads it)."""
         name = lease["metadata"]["name"]
-        path = f"{LEASES.path(NODE_LEASE_NAMESPACE, name)}?{RENEW_QUERY}"
-        headers = {"accept": "application/json", "content-type": "application/json"}
-        headers["user-agent"] = self.client.user_agent
-        status, body = await self.client.transport.request("PUT", path, orjson.dumps(lease), headers)
-        raise_for_status(status, body)
+        await self.client.send("PUT", f"{LEASES.path(NODE_LEASE_NAMESPACE, name)}?{RENEW_QUERY}", lease)
 
     async def _renew(self, node: str) -> None:
         async with self._sem:
