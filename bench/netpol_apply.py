@@ -1,6 +1,6 @@
 """Benchmark: compile + apply times for many policies and pods (real nft in a netns).
 
-Run as root: ``python -m tests.netpol.bench_netpol [policies] [pods]`` (default 100 / 500).
+Run as root from the repository root: ``python bench/netpol_apply.py [policies] [pods]`` (default 100 / 500).
 Half the pods are on the benchmarked node; policies mix pod, namespace and ipBlock peers,
 numeric and named ports.  Prints the full sync time and incremental update times.
 """
@@ -10,14 +10,17 @@ from __future__ import annotations
 import random
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' netns helpers
+
+from tests.netpol import netns
+from tests.netpol.builders import cluster_of, labels, namespace, netpol, pod
 
 from kubelite.netpol.compiler import compile_ruleset
 from kubelite.netpol.model import parse_policy
 from kubelite.netpol.render import full_script, to_state, update_script
-
-from . import netns
-from .builders import cluster_of, labels, namespace, netpol, pod
 
 Obj = dict[str, Any]
 
