@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubelite.agent import podworker
-from kubelite.agent.agent import BackgroundRecorder, SharedImageLookups
+from kubelite.agent.agent import BackgroundRecorder, SharedImageLookups, Turns
 from kubelite.agent.podworker import PodWorker
 from kubelite.agent.runtime.base import ContainerState, ContainerStatus, PulledImage
 
@@ -141,6 +141,67 @@ def test_background_recorder_sends_in_order_a_few_at_a_time() -> None:
     asyncio.run(main())
 
 
+def test_events_wait_while_pods_start_then_follow_in_order() -> None:
+    async def main() -> None:
+        client = SlowClient()
+        starting = [True]
+        rec = BackgroundRecorder(client, "kubelet", "node-a", busy=lambda: starting[0])  # type: ignore[arg-type]
+        rec.POLL = 0.01
+        pod = {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "d", "uid": "u"}}
+        for i in range(6):
+            rec.event(pod, "Normal", f"R{i}", f"message {i}")
+        await asyncio.sleep(0.15)
+        assert client.created == []  # held back while pods are starting
+        starting[0] = False
+        await asyncio.sleep(0.15)
+        assert client.created == [f"R{i}" for i in range(6)]
+
+    asyncio.run(main())
+
+
+def test_events_are_held_back_at_most_max_delay() -> None:
+    async def main() -> None:
+        client = SlowClient()
+        rec = BackgroundRecorder(client, "kubelet", "node-a", busy=lambda: True)  # type: ignore[arg-type]
+        rec.POLL, rec.MAX_DELAY = 0.01, 0.1
+        pod = {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "d", "uid": "u"}}
+        rec.event(pod, "Warning", "BackOff", "back-off")
+        await asyncio.sleep(0.03)
+        assert client.created == []
+        await asyncio.sleep(0.3)
+        assert client.created == ["BackOff"]  # sent although starts never went quiet
+        rec.event(pod, "Normal", "Killing", "stop")
+        await rec.flush()  # shutting down: nothing waits any more
+        assert client.created == ["BackOff", "Killing"]
+
+    asyncio.run(main())
+
+
+def test_turns_are_busy_while_a_pod_holds_or_waits_for_one() -> None:
+    async def main() -> None:
+        turns = Turns(1)
+        assert not turns.busy
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def pod(name: str) -> None:
+            async with turns:
+                order.append(name)
+                await release.wait()
+
+        tasks = [asyncio.create_task(pod(n)) for n in ("a", "b")]
+        await asyncio.sleep(0.01)
+        assert turns.busy and turns.wanted == 2 and order == ["a"]
+        tasks[1].cancel()  # a pod gone while waiting gives its place up
+        await asyncio.sleep(0.01)
+        assert turns.wanted == 1
+        release.set()
+        await tasks[0]
+        assert not turns.busy and order == ["a"]
+
+    asyncio.run(main())
+
+
 def test_status_is_not_rewritten_for_a_steady_pod(tmp_path: Path) -> None:
     async def main() -> None:
         agent = FakeAgent(tmp_path)
@@ -194,6 +255,73 @@ def test_burst_starts_take_turns_first_come_first_served(tmp_path: Path) -> None
         assert len(set(rt.started)) == 8
         for w in workers:
             w._stop_exit_watches()
+
+    asyncio.run(main())
+
+
+class BacklogRuntime(SlowStartRuntime):
+    """Counts pods that have a sandbox but no started container yet (the start backlog)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting_to_start = 0
+        self.max_waiting_to_start = 0
+
+    async def create_sandbox(self, config: Any) -> Any:
+        sb = await super().create_sandbox(config)
+        self.waiting_to_start += 1
+        self.max_waiting_to_start = max(self.max_waiting_to_start, self.waiting_to_start)
+        return sb
+
+    async def start_container(self, sandbox: Any, config: Any) -> ContainerStatus:
+        st = await super().start_container(sandbox, config)
+        self.waiting_to_start -= 1
+        return st
+
+
+def test_burst_sandboxes_are_made_only_a_little_ahead_of_the_starts(tmp_path: Path) -> None:
+    async def main() -> None:
+        agent = FakeAgent(tmp_path)
+        agent.runtime = BacklogRuntime()
+        agent.start_slots = Turns(2)  # type: ignore[attr-defined]
+        agent.sandbox_slots = Turns(2)  # type: ignore[attr-defined]
+        agent.start_backlog = 3  # type: ignore[attr-defined]
+        workers = []
+        for _ in range(12):
+            pod = make_pod([{"name": "app", "image": "img:1"}])
+            agent.pods[pod["metadata"]["uid"]] = pod
+            workers.append(PodWorker(agent, pod["metadata"]["uid"]))  # type: ignore[arg-type]
+        await asyncio.gather(*(w.sync() for w in workers))
+        rt = agent.runtime
+        assert len(set(rt.started)) == 12 and rt.max_active == 2
+        assert [c.removesuffix("-app-0") for c in rt.started] == [w.uid[:12] for w in workers]
+        # without the backlog limit all 12 sandboxes would exist before the third start
+        assert rt.max_waiting_to_start <= 3 + 2
+        for w in workers:
+            w._stop_exit_watches()
+
+    asyncio.run(main())
+
+
+def test_turns_below_waits_for_a_short_queue() -> None:
+    async def main() -> None:
+        turns = Turns(1)
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with turns:
+                await release.wait()
+
+        holders = [asyncio.create_task(hold()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        below = asyncio.create_task(turns.below(2))
+        await asyncio.sleep(0.01)
+        assert not below.done()  # 3 pods hold or wait
+        release.set()
+        await asyncio.wait_for(below, 1)
+        assert turns.wanted < 2
+        await asyncio.gather(*holders)
+        await asyncio.wait_for(turns.below(1), 1)  # nobody left: at once
 
     asyncio.run(main())
 

@@ -261,3 +261,41 @@ def test_property_nothing_written_outside(tmp_path: Path, entries: list[tuple[st
     assert snapshot(outside) == {"sentinel"}
     assert (outside / "sentinel").read_text() == "keep"
     assert sorted(p.name for p in base.iterdir()) in (["outside"], ["layer", "outside"])
+
+
+def _owned_tar(entries: list[tuple[str, str, int, int]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, kind, uid, gid in entries:
+            ti = tarfile.TarInfo(name)
+            ti.uid, ti.gid, ti.mtime = uid, gid, 7
+            if kind == "dir":
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "sym":
+                ti.type, ti.linkname = tarfile.SYMTYPE, "d"
+            else:
+                ti.mode = 0o640
+            t.addfile(ti, io.BytesIO(b"") if kind == "file" else None)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("setgid_dest", [False, True])
+def test_owners_are_those_of_the_tar(tmp_path: Path, setgid_dest: bool) -> None:
+    """lchown is skipped only where it cannot change anything (the owner a new entry gets)."""
+    root = tmp_path / "layer"
+    root.mkdir()
+    if setgid_dest:  # new entries would inherit group 4242 from a setgid directory
+        os.chown(root, 0, 4242)
+        os.chmod(root, 0o2755)
+    entries = [
+        ("d", "dir", 0, 0), ("d/root-file", "file", 0, 0), ("d/user-file", "file", 1000, 1001),
+        ("lnk", "sym", 0, 0), ("ulnk", "sym", 1000, 1001), ("lnk/via-link", "file", 0, 0),
+        ("u", "dir", 1000, 1001), ("u/x/../y", "file", 0, 0),
+    ]  # fmt: skip
+    apply(_owned_tar(entries), root, Whiteouts.OVERLAY, privileged=True)
+    names = ("d", "d/root-file", "d/user-file", "lnk", "ulnk", "d/via-link", "u", "u/y")
+    owners = {p: (os.lstat(root / p).st_uid, os.lstat(root / p).st_gid) for p in names}
+    assert owners["d"] == owners["d/root-file"] == owners["lnk"] == owners["d/via-link"] == (0, 0)
+    assert owners["d/user-file"] == owners["ulnk"] == owners["u"] == (1000, 1001)
+    assert owners["u/y"] == (0, 0)
+    assert os.lstat(root / "d/via-link").st_mtime == 7 and (root / "d/via-link").is_file()

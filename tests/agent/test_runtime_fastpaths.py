@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -151,3 +152,21 @@ def test_signal_init_checks_the_start_time_against_runc_state(tmp_path: Path) ->
     finally:
         victim.kill()
         victim.wait()
+
+
+def test_supervisor_watch_sees_the_pid_file_appear(tmp_path: Path) -> None:
+    """The supervisor sleeps on inotify until runc's pid file is written or renamed in."""
+    from kubelite.agent.runtime import shim
+
+    watch = shim.watch_dir(str(tmp_path))
+    assert watch >= 0
+    try:
+        assert select.select([watch], [], [], 0)[0] == []
+        (tmp_path / ".pid.tmp").write_text("1234")
+        (tmp_path / ".pid.tmp").rename(tmp_path / "pid")  # how runc writes --pid-file
+        assert select.select([watch], [], [], 1.0)[0] == [watch]
+        shim.wait_change(watch)  # consumes the events
+        assert select.select([watch], [], [], 0)[0] == []
+    finally:
+        os.close(watch)
+    assert shim.watch_dir(str(tmp_path / "missing")) == -1  # then the supervisor polls

@@ -35,6 +35,7 @@ import socket
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ STATUS_PERIOD = 60.0
 HOUSEKEEPING = 10.0
 IMAGE_GC_PERIOD = 300.0
 START_PARALLELISM = max(2, 2 * (os.cpu_count() or 1))  # runc is CPU-bound: more only interleaves
+START_BACKLOG = 2 * START_PARALLELISM  # sandboxes are made only while fewer pods wait to start
 
 
 def now_micro() -> str:
@@ -118,30 +120,86 @@ class SharedImageLookups:
         self._found.clear()
 
 
+class Turns:
+    """A first-come-first-served semaphore for one stage of pod startup (sandbox creation, container
+    start) that also tells whether any pod holds or waits for a turn (:attr:`busy`), and lets an
+    earlier stage wait until this one's queue is short (:meth:`below`)."""
+
+    def __init__(self, parallel: int) -> None:
+        self._sem = asyncio.Semaphore(parallel)
+        self.wanted = 0  # pods holding or waiting for a turn
+        self._left = asyncio.Event()  # set whenever a pod leaves (a turn ended or was given up)
+
+    @property
+    def busy(self) -> bool:
+        return self.wanted > 0
+
+    async def below(self, limit: int) -> None:
+        """Return once fewer than ``limit`` pods hold or wait for a turn."""
+        while self.wanted >= limit:
+            self._left.clear()
+            await self._left.wait()
+
+    def _leave(self) -> None:
+        self.wanted -= 1
+        self._left.set()
+
+    async def __aenter__(self) -> None:
+        self.wanted += 1
+        try:
+            await self._sem.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._sem.release()
+        self._leave()
+
+
 class BackgroundRecorder(EventRecorder):
     """Events written by one background sender, in order and a few at a time, so a burst of pod
     starts does not queue the pods' status writes behind their events at the API server (the
-    kubelet's event broadcaster also writes events from its own goroutine, rate limited)."""
+    kubelet's event broadcaster also writes events from its own goroutine, rate limited).
+
+    With ``busy`` (the agent: pods are waiting for or in a sandbox/start turn) queued events wait
+    while it is true, at most :attr:`MAX_DELAY` seconds after they were recorded, so in a burst the
+    CPU goes to starting containers first and the events (3 per container, in the agent and the
+    API server) follow; the kubelet's recorder likewise holds events back (50/s by default)."""
 
     PARALLEL = 4
+    MAX_DELAY = 5.0
+    POLL = 0.05
 
-    def __init__(self, client: Client, component: str, host: str = "") -> None:
+    def __init__(
+        self, client: Client, component: str, host: str = "", busy: Callable[[], bool] | None = None
+    ) -> None:
         super().__init__(client, component, host)
-        self._queue: deque[tuple[Obj, str, str, str]] = deque()
+        self.busy = busy
+        self._queue: deque[tuple[float, Obj, str, str, str]] = deque()
         self._sender: asyncio.Task[None] | None = None
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        self._queue.append((obj, type_, reason, message))
+        self._queue.append((time.monotonic(), obj, type_, reason, message))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.ensure_future(self._send())
 
     async def _send(self) -> None:
         await asyncio.sleep(0)  # the caller (a pod sync) goes on first
         while self._queue:
+            await self._quiet()
             batch = [self._queue.popleft() for _ in range(min(self.PARALLEL, len(self._queue)))]
-            await asyncio.gather(*(self.record(*ev) for ev in batch))
+            await asyncio.gather(*(self.record(*ev[1:]) for ev in batch))
+
+    async def _quiet(self) -> None:
+        """Wait while pod starts are busy, unless the oldest event has waited MAX_DELAY."""
+        while self.busy is not None and self._queue and self.busy():
+            if time.monotonic() - self._queue[0][0] >= self.MAX_DELAY:
+                return
+            await asyncio.sleep(self.POLL)
 
     async def flush(self) -> None:
+        self.busy = None  # shutting down: send what is left now
         while self._sender is not None and not self._sender.done():
             await asyncio.shield(self._sender)
         await super().flush()
@@ -211,7 +269,7 @@ class Agent:
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.volumes = PodVolumes(self.pods_dir, self)
         self.sources: Sources = self
-        self.recorder: EventRecorder = BackgroundRecorder(client, "kubelet", node_name)
+        self.recorder: EventRecorder = BackgroundRecorder(client, "kubelet", node_name, busy=self._starting)
         self.pull_backoff = PullBackOff()
         self.crash_backoff = crash_backoff
         self.heartbeat = heartbeat
@@ -231,14 +289,19 @@ class Agent:
         # the kubelet's :10250 (logs, exec, attach, port-forward, stats) - kubelite.agent.streams
         self.streams = StreamServer(self, data_dir, agent_port, hosts=[self.host_ip])
         self.workers: dict[str, PodWorker] = {}
-        self.start_slots = asyncio.Semaphore(START_PARALLELISM)  # container starts at a time
-        self.sandbox_slots = asyncio.Semaphore(START_PARALLELISM)  # sandbox creations (CNI) at a time
+        self.start_slots = Turns(START_PARALLELISM)  # container starts at a time
+        self.sandbox_slots = Turns(START_PARALLELISM)  # sandbox creations (CNI) at a time
+        self.start_backlog = START_BACKLOG
         self.adopted: dict[str, Sandbox] = {}
         self.node_uid = ""
         self._tasks: list[asyncio.Task[None]] = []
         self._conditions_key: tuple[bool, bool, bool] | None = None
         self._status_now = asyncio.Event()
         self._started = False
+
+    def _starting(self) -> bool:
+        """Pods are creating sandboxes or starting containers (or waiting for a turn to)."""
+        return self.start_slots.busy or self.sandbox_slots.busy
 
     @property
     def summary(self) -> str:
@@ -367,6 +430,9 @@ class Agent:
     def _ensure_worker(self, uid: str) -> PodWorker:
         worker = self.workers.get(uid)
         if worker is None:
+            prepare = getattr(self.runtime, "prepare", None)  # runc: its supervisor zygote
+            if callable(prepare):
+                prepare()
             worker = PodWorker(self, uid)
             worker.sandbox = self.adopted.pop(uid, None)
             self.workers[uid] = worker

@@ -16,7 +16,9 @@ Cost: the PLEG is event-driven — each running container has a ``wait_container
 supervisor with runc) whose return kicks the worker, so a steady pod is only re-listed every
 ``IDLE_RESYNC``; a runtime that cannot wait is polled every ``RESYNC``.  Sandbox creation (CNI
 included) and container starts take turns (the agent's ``sandbox_slots`` and ``start_slots``, first
-come first served), so in a burst the first pods run first instead of all finishing together.
+come first served), so in a burst the first pods run first instead of all finishing together; a
+sandbox is made only while fewer than the agent's ``start_backlog`` pods wait to start containers,
+so sandbox work does not run ahead and take the CPU from the pods created earlier.
 """
 
 from __future__ import annotations
@@ -327,6 +329,7 @@ class PodWorker:
         try:
             with self.timings.phase("sandbox"):
                 async with _turn(getattr(self.agent, "sandbox_slots", None)):
+                    await self._start_backlog_short()
                     self.sandbox = await self.agent.runtime.create_sandbox(cfg)
         except Exception as e:
             self.event(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}")
@@ -342,6 +345,15 @@ class PodWorker:
         if self.agent.runtime_note:
             self.event(pod, "Normal", "RuntimeLimitations", self.agent.runtime_note)
         return True
+
+    async def _start_backlog_short(self) -> None:
+        """In a burst, make the sandbox only once few pods are still waiting to start containers:
+        sandboxes made far ahead of their pods' starts take CPU from the pods created earlier
+        (the stages would otherwise finish all sandboxes first, then all starts)."""
+        starts = getattr(self.agent, "start_slots", None)
+        limit = getattr(self.agent, "start_backlog", 0)
+        if limit and callable(getattr(starts, "below", None)):
+            await starts.below(limit)  # type: ignore[union-attr]
 
     def _resolv_conf(self, pod: Obj, dns: PodDNS | None) -> str:
         """The cluster DNS settings per dnsPolicy (``--network cni``), else the host-based file."""
@@ -869,7 +881,7 @@ class PodWorker:
 
 # -------------------------------------------------------------------------------- helpers
 @contextlib.asynccontextmanager
-async def _turn(slots: asyncio.Semaphore | None) -> AsyncIterator[None]:
+async def _turn(slots: contextlib.AbstractAsyncContextManager[Any] | None) -> AsyncIterator[None]:
     """Wait for a slot (FIFO) when the agent limits the stage; at once otherwise."""
     if slots is None:
         yield

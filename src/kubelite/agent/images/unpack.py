@@ -117,34 +117,40 @@ class _Layer:
     privileged: bool
     created: set[str] = field(default_factory=set)
     dirs: list[tuple[Path, tarfile.TarInfo]] = field(default_factory=list)
+    owner: tuple[int, int] | None = None  # (uid, gid) new entries get without lchown, if known
 
-    def _lookup_link(self, parts: list[str]) -> str | None:
-        """The symlink target if ``parts`` is a symlink in the union view, else None."""
+    def _lookup_link(self, parts: list[str]) -> tuple[str | None, bool]:
+        """(the symlink target if ``parts`` is a symlink in the union view else None, whether it
+        is a directory of this layer's own tree)."""
         for i, base in enumerate([self.root, *self.lowers]):
             p = base.joinpath(*parts)
             try:
                 st = p.lstat()
             except (FileNotFoundError, NotADirectoryError):
                 if i > 0 and (p.parent / (WH_PREFIX + p.name)).exists():
-                    return None
+                    return None, False
                 continue
             if stat.S_ISLNK(st.st_mode):
-                return os.readlink(p)
-            return None
-        return None
+                return os.readlink(p), False
+            return None, i == 0 and stat.S_ISDIR(st.st_mode)
+        return None, False
 
-    def resolve(self, rel: str) -> Path:
-        """``rel`` inside the root, with every symlink resolved within the root (never outside)."""
+    def resolve(self, rel: str) -> tuple[Path, bool]:
+        """``rel`` inside the root, with every symlink resolved within the root (never outside),
+        and whether that path is known to be a directory in the layer already (the lookups saw
+        it), so the caller need not mkdir it."""
         todo = [p for p in rel.split("/") if p not in ("", ".")]
         done: list[str] = []
         hops = 0
+        is_dir = True  # the root itself
         while todo:
             name = todo.pop(0)
             if name == "..":
                 if done:
                     done.pop()
+                is_dir = False  # not looked up: let mkdir make sure
                 continue
-            target = self._lookup_link([*done, name])
+            target, is_dir = self._lookup_link([*done, name])
             if target is None:
                 done.append(name)
                 continue
@@ -153,11 +159,14 @@ class _Layer:
                 raise UnpackError(f"layer member path {rel!r}: too many levels of symbolic links")
             if target.startswith("/"):
                 done = []
+                is_dir = True
             todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-        return self.root.joinpath(*done)
+        return self.root.joinpath(*done), is_dir
 
     def parent_dir(self, rel: str) -> Path:
-        parent = self.resolve(posixpath.dirname(rel))
+        parent, is_dir = self.resolve(posixpath.dirname(rel))
+        if is_dir:
+            return parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as e:
@@ -213,7 +222,7 @@ def _write_file(layer: _Layer, path: Path, member: tarfile.TarInfo, tar: tarfile
 
 def _hardlink(layer: _Layer, path: Path, member: tarfile.TarInfo) -> None:
     rel = _clean_member(member.linkname)
-    target = layer.resolve(posixpath.dirname(rel)) / posixpath.basename(rel)
+    target = layer.resolve(posixpath.dirname(rel))[0] / posixpath.basename(rel)
     try:
         st = target.lstat()
     except FileNotFoundError:
@@ -227,7 +236,8 @@ def _hardlink(layer: _Layer, path: Path, member: tarfile.TarInfo) -> None:
 
 def _set_meta(layer: _Layer, path: Path, member: tarfile.TarInfo) -> None:
     if layer.privileged:
-        os.lchown(path, member.uid, member.gid)
+        if layer.owner != (member.uid, member.gid) or member.isdir():
+            os.lchown(path, member.uid, member.gid)  # (new files already have ``owner``)
         for key, value in member.pax_headers.items():
             if key.startswith("SCHILY.xattr.") and not key.startswith("SCHILY.xattr.trusted.overlay."):
                 with contextlib.suppress(OSError):
@@ -275,6 +285,17 @@ def _apply_member(layer: _Layer, member: tarfile.TarInfo, tar: tarfile.TarFile) 
     _set_meta(layer, path, member)
 
 
+def _new_entry_owner(dest: Path, mode: Whiteouts) -> tuple[int, int] | None:
+    """The (uid, gid) every file, link and directory created under a fresh layer directory
+    ``dest`` gets: ours, unless ``dest`` is setgid (its group would pass on).  Directory modes
+    from the tar are applied only after all members, so no setgid bit appears on the way, and
+    lchown is skipped for members that already have this owner (~1 syscall each).  None (always
+    lchown) when applying onto an existing rootfs, whose directories may be setgid."""
+    if mode is Whiteouts.APPLY or os.stat(dest).st_mode & stat.S_ISGID:
+        return None
+    return os.geteuid(), os.getegid()
+
+
 def unpack_stream(
     stream: IO[bytes],
     dest: Path,
@@ -286,7 +307,7 @@ def unpack_stream(
     """Apply one uncompressed layer tar from ``stream`` into ``dest``; returns its diff_id."""
     privileged = os.geteuid() == 0 if privileged is None else privileged
     dest.mkdir(parents=True, exist_ok=True)
-    layer = _Layer(dest, list(lowers), mode, privileged)
+    layer = _Layer(dest, list(lowers), mode, privileged, owner=_new_entry_owner(dest, mode))
     reader = _HashingReader(stream)
     try:
         with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]

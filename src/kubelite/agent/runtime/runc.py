@@ -159,6 +159,13 @@ class ShimZygote:
         with contextlib.suppress(Exception):
             self.close()
 
+    def prestart(self) -> None:
+        """Start the zygote now (it takes ~50 ms to come up), so the first container start does
+        not wait for it; a zygote that cannot start is retried by :meth:`spawn`."""
+        if not self._usable():
+            with contextlib.suppress(OSError):
+                self._start()
+
     async def spawn(self, argv: list[str], timeout: float) -> dict[str, Any]:
         """Have the zygote fork a supervisor for ``argv``; its reply (``{"ok": ...}``)."""
         try:
@@ -274,6 +281,11 @@ class RuncRuntime:
 
     def _release_rootfs(self, bundle: Path) -> None:
         umount(bundle / "rootfs")
+
+    def prepare(self) -> None:
+        """A pod is about to start (called by the agent when it gets a pod worker): bring the
+        supervisor zygote up while the pod's image is looked up or pulled."""
+        self.zygote.prestart()
 
     # ----------------------------------------------------------------------------- sandboxes
     async def create_sandbox(self, config: SandboxConfig) -> Sandbox:

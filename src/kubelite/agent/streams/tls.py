@@ -5,6 +5,11 @@ publishes it on its Node (annotation :data:`CERT_ANNOTATION`); the API server tr
 that certificate for the node (a pin: it is the only CA of the connection's SSL context) and
 checks it during the TLS handshake, before it sends its credential.  Only callers who may write
 the Node object can change the pin, and those are already cluster administrators here.
+
+``cryptography`` (~8 MB resident once imported) is needed only to make the certificate: a
+standalone agent makes it in a short-lived child process (``python -m kubelite.agent.streams.tls``)
+so the long-running agent never loads it; inside ``kubelite up``, where the API server has it
+loaded already, it is made in-process.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
 
 CERT_ANNOTATION = "kubelite.io/agent-serving-cert"
 VALID_DAYS = 825
@@ -45,6 +51,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _sans(hosts: list[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     out: list[x509.GeneralName] = []
     for h in dict.fromkeys(hosts):
         try:
@@ -55,6 +63,11 @@ def _sans(hosts: list[str]) -> list[x509.GeneralName]:
 
 
 def _new_cert(node_name: str, hosts: list[str]) -> tuple[bytes, bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{node_name}@kubelite-agent")])
     now = dt.datetime.now(dt.UTC)
@@ -77,13 +90,30 @@ def _new_cert(node_name: str, hosts: list[str]) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def _paths(data_dir: Path) -> ServingCert:
+    return ServingCert(data_dir / "pki" / "agent.crt", data_dir / "pki" / "agent.key")
+
+
+def _make_cert(data_dir: Path, node_name: str, hosts: list[str]) -> None:
+    sc = _paths(data_dir)
+    cert, key = _new_cert(node_name, ["localhost", "127.0.0.1", node_name, *hosts])
+    _write(sc.key_path, key)
+    _write(sc.cert_path, cert)
+
+
 def ensure_serving_cert(data_dir: Path, node_name: str, hosts: list[str]) -> ServingCert:
-    """Create ``pki/agent.crt`` and ``pki/agent.key`` under ``data_dir`` unless they exist."""
-    sc = ServingCert(data_dir / "pki" / "agent.crt", data_dir / "pki" / "agent.key")
-    if not (sc.cert_path.exists() and sc.key_path.exists()):
-        cert, key = _new_cert(node_name, ["localhost", "127.0.0.1", node_name, *hosts])
-        _write(sc.key_path, key)
-        _write(sc.cert_path, cert)
+    """Create ``pki/agent.crt`` and ``pki/agent.key`` under ``data_dir`` unless they exist (in a
+    child process unless ``cryptography`` is loaded already, see the module docstring)."""
+    sc = _paths(data_dir)
+    if sc.cert_path.exists() and sc.key_path.exists():
+        return sc
+    if "cryptography.x509" in sys.modules:
+        _make_cert(data_dir, node_name, hosts)
+        return sc
+    argv = [sys.executable, "-m", __name__, str(data_dir), node_name, *hosts]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 or not sc.cert_path.exists():
+        raise RuntimeError(f"cannot create the agent's serving certificate: {done.stderr.strip()}")
     return sc
 
 
@@ -96,3 +126,7 @@ def pinned_context(cert_pem: str) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cadata=cert_pem)
     return ctx
+
+
+if __name__ == "__main__":  # ensure_serving_cert's child: python -m ... <data dir> <node> [host...]
+    _make_cert(Path(sys.argv[1]), sys.argv[2], sys.argv[3:])
