@@ -233,6 +233,17 @@ def _agent_args(p: argparse.ArgumentParser, embedded: bool) -> None:
         default=10.0,
         help="initial CrashLoopBackOff delay in seconds, doubling to 5 minutes (default 10)",
     )
+    p.add_argument(
+        "--container-log-max-size",
+        default="10Mi",
+        help="rotate a container's log when it grows larger than this quantity (default 10Mi)",
+    )
+    p.add_argument(
+        "--container-log-max-files",
+        type=int,
+        default=5,
+        help="log files kept per container, the current one included (default 5, at least 2)",
+    )
     _network_args(p, embedded)
 
 

@@ -223,18 +223,28 @@ def runc_works(runc: str = "runc") -> bool:
         return False
 
 
-def choose_runtime(root: Path, network: AgentNetwork | None = None) -> Runtime:
+def choose_runtime(
+    root: Path, network: AgentNetwork | None = None, log_limits: tuple[int, int] | None = None
+) -> Runtime:
     """Rootful runc as root (sandboxes attached through CNI with ``network``), rootless runc
-    otherwise."""
+    otherwise.  ``log_limits``: the kubelet's ``containerLogMaxSize`` (bytes) and
+    ``containerLogMaxFiles`` (default 10Mi, 5)."""
+    from kubelite.agent.runtime.runc import CONTAINER_LOG_MAX_FILES, CONTAINER_LOG_MAX_SIZE
+
+    size, files = log_limits or (CONTAINER_LOG_MAX_SIZE, CONTAINER_LOG_MAX_FILES)
     if os.geteuid() == 0:
         from kubelite.agent.runtime.runc import RuncRuntime
 
-        if network is not None:
-            return RuncRuntime(root, network_setup=network.pods.setup, network_teardown=network.pods.teardown)
-        return RuncRuntime(root)
+        return RuncRuntime(
+            root,
+            network_setup=network.pods.setup if network is not None else None,
+            network_teardown=network.pods.teardown if network is not None else None,
+            container_log_max_size=size,
+            container_log_max_files=files,
+        )
     from kubelite.agent.runtime.rootless import RootlessRuncRuntime
 
-    return RootlessRuncRuntime(root)
+    return RootlessRuncRuntime(root, container_log_max_size=size, container_log_max_files=files)
 
 
 class Agent:
@@ -685,7 +695,7 @@ async def component(client: Client, args: argparse.Namespace) -> Agent | None:
     base = float(getattr(args, "crash_loop_backoff", None) or 10.0)
     node_ip = getattr(args, "node_ip", None) or nodeinfo.primary_ip()
     network = _network(args, data_dir, node_ip)
-    runtime = choose_runtime(data_dir, network)
+    runtime = choose_runtime(data_dir, network, _log_limits(args))
     images = LocalImageService(data_dir)
     port = getattr(args, "agent_port", None)
     return Agent(
@@ -700,6 +710,25 @@ async def component(client: Client, args: argparse.Namespace) -> Agent | None:
         node_ip=node_ip,
         network=network,
     )
+
+
+def _log_limits(args: argparse.Namespace) -> tuple[int, int]:
+    """``--container-log-max-size`` (a quantity, e.g. 10Mi) and ``--container-log-max-files``,
+    validated as the kubelet validates containerLogMaxSize / containerLogMaxFiles."""
+    from kubelite.api.quantity import parse_quantity
+
+    raw = str(getattr(args, "container_log_max_size", None) or "10Mi")
+    try:
+        size = int(parse_quantity(raw))
+    except (ValueError, ArithmeticError) as e:
+        raise SystemExit(f"invalid --container-log-max-size {raw!r}: {e}") from e
+    files = getattr(args, "container_log_max_files", None)
+    files = 5 if files is None else int(files)
+    if size <= 0:
+        raise SystemExit(f"invalid --container-log-max-size {raw!r}: must be positive")
+    if files < 2:
+        raise SystemExit(f"invalid --container-log-max-files {files}: must be at least 2")
+    return size, files
 
 
 def _network(args: argparse.Namespace, data_dir: Path, node_ip: str) -> AgentNetwork | None:

@@ -13,7 +13,8 @@ Layout under the agent's data dir (``root``)::
 Container ids are ``<sandbox id>-<container name>-<attempt>`` so a restarted agent recomputes them,
 and every fact lives in those files, so adoption is just reading them: the supervisors keep running
 while the agent is away and record exit codes themselves (runtime-notes §5.3, approach A: the shim
-runs ``runc run --keep`` in the foreground).  Logs are CRI-format lines with timestamps.
+runs ``runc run --keep`` in the foreground).  Logs are CRI-format lines with timestamps, rotated
+by the supervisor like the kubelet's ``containerLogMaxSize`` / ``containerLogMaxFiles``.
 Resources go to cgroup v1 via ``linux.resources`` with a relative ``cgroupsPath``
 ``<cgroup parent>/<cid>``; the pod parents are removed with the sandbox.  OOM kills are read from
 ``memory.oom_control`` before ``runc delete``.
@@ -52,6 +53,8 @@ from kubelite.agent.runtime.sandbox import NetworkSetup, NetworkTeardown, Sandbo
 from kubelite.agent.runtime.util import read_json, run_cmd, umount, write_json
 
 SHIM = Path(__file__).with_name("shim.py")
+CONTAINER_LOG_MAX_SIZE = 10 * 1024 * 1024  # the kubelet's containerLogMaxSize default (10Mi)
+CONTAINER_LOG_MAX_FILES = 5  # the kubelet's containerLogMaxFiles default
 MAX_ID = 64
 TERMINATION_MESSAGE_LIMIT = 4096
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -210,8 +213,12 @@ class RuncRuntime:
         network_setup: NetworkSetup | None = None,
         network_teardown: NetworkTeardown | None = None,
         python: str = sys.executable,
+        container_log_max_size: int = CONTAINER_LOG_MAX_SIZE,
+        container_log_max_files: int = CONTAINER_LOG_MAX_FILES,
     ) -> None:
         self.root = Path(root)
+        self.container_log_max_size = container_log_max_size
+        self.container_log_max_files = container_log_max_files
         self.runc = runc
         self.python = python
         self.runc_root = self.root / "runc"
@@ -364,6 +371,8 @@ class RuncRuntime:
             str(bundle),
             cid,
             meta.get("log_path", str(bundle / "container.log")),
+            str(self.container_log_max_size),
+            str(self.container_log_max_files),
         ]
         argv += [str(bundle / "stdin") if config.stdin else "", str(len(flags)), *flags]
         for cmd in self._cleanup_cmds(bundle):

@@ -74,18 +74,106 @@ def write_json(path: str, fields: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-class LogWriter:
-    """Serialises CRI log records from both streams into one append-only file."""
+def remove(path: str) -> None:
+    try:  # noqa: SIM105 (contextlib is not imported: the shim stays small)
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
-    def __init__(self, path: str) -> None:
+
+def compress(path: str) -> None:
+    """``path`` to ``path.gz`` through a ``.tmp`` (a reader never sees half an archive), as the
+    kubelet's compressLog does.  gzip is imported only here: most supervisors never rotate."""
+    import gzip
+
+    tmp = path + ".gz.tmp"
+    with open(path, "rb") as src, gzip.open(tmp, "wb") as dst:
+        while chunk := src.read(1 << 16):
+            dst.write(chunk)
+    os.replace(tmp, path + ".gz")
+    os.unlink(path)
+
+
+class LogWriter:
+    """Serialises CRI log records from both streams into one append-only file, rotated like the
+    kubelet's container log manager (``containerLogMaxSize`` / ``containerLogMaxFiles``): once
+    the file is larger than ``max_size`` it is renamed to ``<name>.<YYYYMMDD-HHMMSS>`` and a new
+    file is started, at a record boundary (the writer owns the file, so no record is lost or
+    split, where the kubelet asks the runtime to reopen).  Afterwards, off the writing path: at
+    most ``max_files - 1`` rotated files are kept (oldest removed first) and all but the newest
+    are gzipped to ``.gz``.  ``max_size`` 0 never rotates."""
+
+    def __init__(self, path: str, max_size: int = 0, max_files: int = 5) -> None:
+        self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.max_size = max_size
+        self.max_files = max(max_files, 2)  # the kubelet refuses fewer than 2
         self.lock = _thread.allocate_lock()
+        self.tidy_lock = _thread.allocate_lock()  # held while a clean-up thread runs
+        self.tidy_again = False
         self.open_streams = 0
 
     def record(self, stream: str, tag: str, text: bytes) -> None:
         line = f"{rfc3339()} {stream} {tag} ".encode() + text + b"\n"
         with self.lock:
+            if self.max_size and self.size > self.max_size:
+                self.rotate()  # before the write: the current file always has the last record
             os.write(self.fd, line)
+            self.size += len(line)
+
+    def rotate(self) -> None:
+        """Rename the current file and start a new one (called with ``lock`` held).  Names have
+        the kubelet's one-second resolution: a second rotation within the same second waits for
+        the next one (the kubelet looks only every 10 s, so its files overshoot too)."""
+        rotated = self.path + "." + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        if os.path.exists(rotated) or os.path.exists(rotated + ".gz"):
+            return
+        os.rename(self.path, rotated)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        os.close(self.fd)
+        self.fd, self.size = fd, 0
+        if self.tidy_lock.acquire(False):
+            _thread.start_new_thread(self.tidy, ())
+        else:
+            self.tidy_again = True  # the running clean-up goes round once more
+
+    def rotated_files(self) -> list[str]:
+        """The rotated files (plain or ``.gz``), oldest first, after removing what an
+        interrupted clean-up left: ``.tmp`` files and plain files whose ``.gz`` exists."""
+        folder, base = os.path.split(self.path)
+        prefix = base + "."
+        names = set(n for n in os.listdir(folder or ".") if n.startswith(prefix))
+        keep = []
+        for name in sorted(names):
+            if name.endswith(".tmp") or name + ".gz" in names:
+                remove(os.path.join(folder, name))
+            else:
+                keep.append(os.path.join(folder, name))
+        return keep
+
+    def tidy(self) -> None:
+        """The clean-up thread (started holding ``tidy_lock``): keep ``max_files - 1`` rotated
+        files, gzip all but the newest, as the kubelet's rotateLog does."""
+        while True:
+            self.tidy_once()
+            with self.lock:  # atomically with rotate()'s look at tidy_lock
+                if not self.tidy_again:
+                    self.tidy_lock.release()
+                    return
+                self.tidy_again = False
+
+    def tidy_once(self) -> None:
+        try:
+            logs = self.rotated_files()
+            excess = max(len(logs) - (self.max_files - 1), 0)
+            for name in logs[:excess]:
+                remove(name)
+            for name in logs[excess:-1]:
+                if not name.endswith(".gz"):
+                    compress(name)
+        except Exception as e:  # the clean-up must not die holding tidy_lock
+            os.write(2, f"log rotation of {self.path}: {e}\n".encode())
 
     def pump(self, fd: int, stream: str) -> None:
         buf = b""
@@ -119,6 +207,8 @@ class LogWriter:
         deadline = time.monotonic() + timeout
         while self.open_streams and time.monotonic() < deadline:
             time.sleep(0.01)
+        if self.tidy_lock.acquire(True, max(deadline - time.monotonic(), 0.5)):
+            self.tidy_lock.release()  # a compression under way has finished
 
 
 def spawn(argv: list[str], stdin: int, stdout: int, stderr: int) -> int:
@@ -223,7 +313,19 @@ class Shim:
     def __init__(self, argv: list[str], reply_id: int | None = None) -> None:
         self.reply_id = reply_id  # zygote mode: the request this supervisor answers
         self.answered = False
-        (self.runc, self.root, self.bundle, self.cid, self.log, self.stdin, n_flags, *rest) = argv
+        (
+            self.runc,
+            self.root,
+            self.bundle,
+            self.cid,
+            self.log,
+            log_max,
+            log_files,
+            self.stdin,
+            n_flags,
+            *rest,
+        ) = argv
+        self.log_max_size, self.log_max_files = int(log_max), int(log_files)
         self.flags = rest[: int(n_flags)]
         self.cleanup_cmds: list[list[str]] = []
         self.runc_status: int | None = None
@@ -295,7 +397,7 @@ class Shim:
         return f"the container did not start within {START_TIMEOUT:.0f}s"
 
     def supervise(self, reply: int) -> None:
-        log = LogWriter(self.log)
+        log = LogWriter(self.log, self.log_max_size, self.log_max_files)
         result = self.start(log)
         if isinstance(result, str):
             log.drain(1.0)

@@ -7,8 +7,10 @@ Query options are the pod ``log`` subresource's: ``follow``, ``previous``, ``tai
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from kubelite.agent.streams.asgi import Receive, Send, StreamError, until_disconnect
 from kubelite.agent.streams.protocol import cri_log
@@ -76,6 +78,37 @@ def _log_file(target: ContainerTarget, previous: bool) -> str:
     return target.log_path
 
 
+async def follow_rotated(
+    path: str, opts: cri_log.LogOptions, running: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[bytes]:
+    """The log answer; while following, a file the supervisor rotates away (renamed, a new one
+    started at ``path``) is read to its end and then the new file from its start, as the
+    kubelet's ReadLogs reopens a rotated container log."""
+    sent = 0
+    while True:
+        try:
+            inode = os.stat(path).st_ino
+        except FileNotFoundError:
+            return
+        rotated = False
+
+        async def still_running(inode: int = inode) -> bool:
+            nonlocal rotated
+            with contextlib.suppress(FileNotFoundError):  # between the rename and the new file
+                rotated = os.stat(path).st_ino != inode
+            return not rotated and await running()
+
+        async for chunk in cri_log.stream_log(path, opts, still_running):
+            sent += len(chunk)
+            yield chunk
+        limit = opts.limit_bytes
+        if not rotated or (limit is not None and sent >= limit):
+            return
+        opts = cri_log.LogOptions(
+            None, opts.since, opts.timestamps, None if limit is None else limit - sent, True
+        )
+
+
 async def serve_logs(agent: NodeAgent, parts: list[str], query: Query, receive: Receive, send: Send) -> None:
     if len(parts) != 3:
         raise StreamError(404, "expected /containerLogs/<namespace>/<pod>/<container>")
@@ -94,9 +127,8 @@ async def serve_logs(agent: NodeAgent, parts: list[str], query: Query, receive: 
     )
 
     async def pump() -> None:
-        if os.path.exists(path):
-            async for chunk in cri_log.stream_log(path, opts, target.running):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async for chunk in follow_rotated(path, opts, target.running):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     await until_disconnect(receive, pump())  # a follow ends when the caller goes away
