@@ -273,6 +273,14 @@ def test_crashloop_backoff_grows(env: Env) -> None:
     assert st["restartCount"] >= 3
     assert st["lastState"]["terminated"]["exitCode"] == 3
     assert "Back-off restarting failed container boom" in event_text(env.cluster, NS, "crash")
+    # Like the kubelet's container GC, only the newest dead attempt is kept (for logs --previous):
+    # the older attempts' log files go with their containers.
+    p = pod(env.cluster, NS, "crash")
+    logs = env.agent_dir / "pods" / p["metadata"]["uid"] / "logs" / "boom"
+    wait_for(lambda: len(list(logs.iterdir())) <= 2, 10, "old attempts' logs removed")
+    kept = sorted(int(f.name.split(".")[0]) for f in logs.iterdir())
+    assert kept[-1] >= 3 and len(kept) <= 2, kept
+    assert "dying" in (logs / f"{kept[-1]}.log").read_text()
 
 
 def test_missing_and_invalid_images(env: Env) -> None:

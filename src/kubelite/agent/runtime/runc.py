@@ -70,6 +70,13 @@ def container_id(sandbox_id: str, name: str, attempt: int) -> str:
     return f"{sandbox_id}-{name[:room]}{digest}-{attempt}"
 
 
+def remove_log_files(log: Path) -> None:
+    """``log`` and its rotated files (``<log>.<timestamp>[.gz]``, see the supervisor's LogWriter)."""
+    for p in [log, *log.parent.glob(log.name + ".*")]:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
 class ZygoteUnavailableError(Exception):
     """The request never reached a zygote (it could not be started or had just died)."""
 
@@ -544,10 +551,13 @@ class RuncRuntime:
         return await self.container_status(container_id)
 
     async def remove_container(self, container_id: str) -> None:
-        """Stop (kill) if needed, delete from runc, unmount, remove the bundle (logs outside it stay)."""
+        """Stop (kill) if needed, delete from runc, unmount, remove the bundle and the container's
+        log with its rotated files (the kubelet's container GC removes a dead container's logs
+        with it; the newest dead attempt is kept by the caller for ``logs --previous``)."""
         bundle = self._bundle(container_id)
         if not bundle.exists():
             return
+        log_path = self.log_path(container_id)
         status = await self.container_status(container_id)
         if status.state in (ContainerState.RUNNING, ContainerState.CREATED):
             await self.stop_container(container_id, 0)
@@ -555,6 +565,8 @@ class RuncRuntime:
             await run_cmd(*self._runc_argv(), "delete", "--force", container_id)
         self._release_rootfs(bundle)
         shutil.rmtree(bundle, ignore_errors=True)
+        if log_path:
+            remove_log_files(Path(log_path))
 
     # ---------------------------------------------------------------------------- exec, stats
     async def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
