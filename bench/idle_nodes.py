@@ -2,6 +2,7 @@
 
 Usage:
   python bench/idle_nodes.py [--nodes 5000] [--heartbeat 10] [--warmup 15] [--seconds 60] [--split]
+                             [--pyspy FILE]
 
 Default: one ``kubelite up --no-agent --simulated-nodes N`` process (API server,
 controllers, scheduler and the simulator together, as users run it; no real node agent);
@@ -10,7 +11,11 @@ the CPU reported is the whole process.  With
 ``kubelite up`` and the two are reported separately (``control_plane_cpu_pct`` is then
 the API server + controllers alone).  CPU is user+system time of the process over the
 measured window, in percent of one core; ``writes_per_s`` is the store's revision rate over
-the window (should be ~nodes/heartbeat: a starved process renews less and looks cheaper).
+the window (should be ~nodes/heartbeat: a starved process renews less and looks cheaper),
+and ``*_ms_per_write`` is each process's CPU milliseconds per write.
+``--pyspy FILE`` samples the control-plane process with py-spy (raw format) during the
+measured window (and the simulator, with ``--split``, into ``FILE.sim``), to see where
+the CPU goes (py-spy runs as its own process, non-blocking).
 Prints one JSON line.
 """
 
@@ -22,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from common import Server, machine, spawn_until_ready, start_server
@@ -62,16 +68,32 @@ def revision(srv: Server) -> int:
         return int(r.json()["metadata"]["resourceVersion"])
 
 
-def measure(srv: Server, pids: dict[str, int], seconds: float) -> dict[str, float]:
+def start_pyspy(pid: int, seconds: float, out: str) -> subprocess.Popen[bytes]:
+    """py-spy over the measured window (next to the venv's python, else on PATH)."""
+    exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy") or "py-spy"
+    cmd = [exe, "record", "--pid", str(pid), "-r", "50", "-d", str(int(seconds)), "-f", "raw", "-o", out]
+    return subprocess.Popen([*cmd, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(srv: Server, pids: dict[str, int], seconds: float, pyspy: str = "") -> dict[str, float]:
     """CPU % of one core per process, and API writes per second (to show the
     heartbeats kept up: 5,000 nodes every 10 s is 500 Lease writes/s)."""
+    spies = []
+    if pyspy:  # the first process to FILE, the simulator (split mode) to FILE.sim
+        for i, pid in enumerate(pids.values()):
+            spies.append(start_pyspy(pid, seconds, pyspy + (".sim" if i else "")))
     rev0 = revision(srv)
     before = {k: cpu_seconds(p) for k, p in pids.items()}
     t0 = time.monotonic()
     time.sleep(seconds)
     took = time.monotonic() - t0
     out = {k: round(100 * (cpu_seconds(p) - before[k]) / took, 1) for k, p in pids.items()}
-    out["writes_per_s"] = round((revision(srv) - rev0) / took, 1)
+    writes = (revision(srv) - rev0) / took
+    for spy in spies:
+        spy.wait(60)
+    out["writes_per_s"] = round(writes, 1)
+    for k in pids:  # CPU milliseconds per API write (nearly all of them Lease renewals)
+        out[k.replace("_cpu_pct", "_ms_per_write")] = round(10 * out[k] / writes, 3) if writes else 0.0
     return out
 
 
@@ -82,6 +104,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=15.0, help="seconds after registration before measuring")
     ap.add_argument("--seconds", type=float, default=60.0, help="measured window")
     ap.add_argument("--split", action="store_true", help="run the simulator as its own process")
+    ap.add_argument("--pyspy", default="", help="write a py-spy raw profile of the control plane here")
     args = ap.parse_args()
 
     result: dict[str, Any] = {"bench": "idle_nodes", "nodes": args.nodes, "heartbeat_s": args.heartbeat}
@@ -99,7 +122,7 @@ def main() -> None:
     result["ready_with_nodes_s"] = round(reg, 2)
     try:
         time.sleep(args.warmup)
-        result.update(measure(srv, pids, args.seconds))
+        result.update(measure(srv, pids, args.seconds, args.pyspy))
         result["measured_s"] = args.seconds
         result["rss_mb"] = round(srv.rss_mb(), 1)
     finally:

@@ -549,3 +549,53 @@ async def test_node_status_is_reposted_periodically(tmp_path: Path) -> None:
 async def _changed(fn: Callable[[], Awaitable[str]], old: str) -> str:
     new = await fn()
     return new if new.split("|")[0] != old.split("|")[0] else ""
+
+
+def test_first_status_reports_are_spread_over_the_whole_period() -> None:
+    """5,000 nodes registered together: their first periodic reports fall evenly over one
+    ``nodeStatusReportFrequency`` (each tenth of it gets about a tenth of the nodes)."""
+    from kubelite.simulator.nodes import first_report_fraction
+
+    shares = [first_report_fraction(f"sim-node-{i}") for i in range(5000)]
+    assert all(0 < s <= 1 for s in shares)
+    per_tenth = [0] * 10
+    for s in shares:
+        per_tenth[min(9, int(s * 10))] += 1
+    assert all(400 <= n <= 600 for n in per_tenth), per_tenth
+
+
+async def test_lease_renewal_is_conditional_like_kubelets(tmp_path: Path) -> None:
+    """Renewals PUT the Lease with the resourceVersion last seen (Leases refuse
+    unconditional updates in Kubernetes); after someone else wrote it, the conflict makes
+    the simulator read it again and renew that version."""
+    import orjson
+
+    from kubelite.simulator.heartbeat import Heartbeats
+
+    async with api(tmp_path) as client:
+        puts: list[Obj] = []
+        inner = client.transport
+
+        class Recording:
+            async def request(
+                self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+            ) -> tuple[int, bytes]:
+                if method == "PUT" and body:
+                    puts.append(orjson.loads(body))
+                return await inner.request(method, path, body, headers)
+
+        hb = Heartbeats(Client(Recording()), 10, lambda n: "", lambda n: True)  # type: ignore[arg-type]
+        await hb._renew("n1")  # first: created
+        await hb._renew("n1")
+        created = await client.get(LEASES, "kube-node-lease", "n1")
+        assert puts[-1]["metadata"]["resourceVersion"] != ""
+        assert puts[-1]["spec"]["renewTime"] == created["spec"]["renewTime"]
+        created["spec"]["leaseDurationSeconds"] = 41  # another writer moves the Lease on
+        moved = await client.update(LEASES, "kube-node-lease", created)
+        await hb._renew("n1")
+        assert hb.renewals == 3
+        stale, fresh = puts[-2:]
+        assert stale["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+        assert fresh["metadata"]["resourceVersion"] == moved["metadata"]["resourceVersion"]
+        now = await client.get(LEASES, "kube-node-lease", "n1")
+        assert now["spec"]["renewTime"] == fresh["spec"]["renewTime"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubelite.api import errors
@@ -27,6 +27,18 @@ Obj = dict[str, Any]
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
+
+
+def _graph_view(obj: Obj) -> tuple[str, Any, Any, Any]:
+    """What the ownership graph keeps of an object: uid, ownerReferences, deletionTimestamp,
+    finalizers."""
+    meta = obj.get("metadata") or {}
+    return (
+        str(meta.get("uid", "")),
+        meta.get("ownerReferences") or None,
+        meta.get("deletionTimestamp") or None,
+        meta.get("finalizers") or (),
+    )
 
 
 def _owner_uids(obj: Obj) -> list[str]:
@@ -53,27 +65,44 @@ class GarbageCollector:
             inf.add_handler(self._handler(res))
 
     def _handler(self, res: Resource) -> Any:
+        """Like the GC's ``GraphBuilder.processGraphChanges``: an update that changes none of
+        the fields the ownership graph is made of (uid, ownerReferences, deletionTimestamp,
+        finalizers) is no work at all, so the 500 Lease renewals a second of 5,000 nodes, or
+        pod status writes, queue nothing."""
+
         def on_change(key: str, old: Obj | None, new: Obj | None) -> None:
-            obj = new or old
-            assert obj is not None
-            uid = str((obj.get("metadata") or {}).get("uid", ""))
             if new is None:
-                self.by_uid.pop(uid, None)
-                for dep_uid in self._dependent_uids(uid):
-                    self.ctrl.queue.add(dep_uid)
+                if old is not None:
+                    self._gone(old)
                 return
-            self.by_uid[uid] = (res, key)
-            meta = new.get("metadata") or {}
-            if meta.get("ownerReferences") or (
-                meta.get("deletionTimestamp") and {FOREGROUND, ORPHAN} & set(meta.get("finalizers") or [])
-            ):
-                self.ctrl.queue.add(uid)
-            for owner in _owner_uids(new):
-                owner_ref = self.by_uid.get(owner)
-                if owner_ref is not None:
-                    self.ctrl.queue.add(owner)
+            view = _graph_view(new)
+            if old is not None:
+                before = _graph_view(old)
+                if before == view:
+                    return
+                if before[0] != view[0]:  # replaced under the same name: the old one is gone
+                    self._gone(old)
+            self.by_uid[view[0]] = (res, key)
+            if view[1] or (view[2] and {FOREGROUND, ORPHAN} & set(view[3])):
+                self.ctrl.queue.add(view[0])
+            owners = set(_owner_uids(new)) | (set(_owner_uids(old)) if old is not None else set())
+            self._queue_known(owners)
 
         return on_change
+
+    def _gone(self, obj: Obj) -> None:
+        """An object left: its dependents may be orphans now, and an owner waiting for it
+        (foreground deletion) may be done."""
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        self.by_uid.pop(uid, None)
+        for dep_uid in self._dependent_uids(uid):
+            self.ctrl.queue.add(dep_uid)
+        self._queue_known(_owner_uids(obj))
+
+    def _queue_known(self, uids: Iterable[str]) -> None:
+        for uid in uids:
+            if uid in self.by_uid:
+                self.ctrl.queue.add(uid)
 
     def _dependents(self, uid: str) -> list[tuple[Resource, Obj]]:
         out: list[tuple[Resource, Obj]] = []

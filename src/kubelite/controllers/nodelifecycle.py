@@ -16,14 +16,25 @@ Mirrors ``pkg/controller/nodelifecycle``:
   ``spec.unschedulable`` -> ``node.kubernetes.io/unschedulable:NoSchedule``; pressure
   conditions -> their ``*-pressure:NoSchedule`` taints.  A Ready node loses them;
 * disruption modes: NoExecute taints are added at ``node_eviction_rate`` nodes per
-  second per zone (0.1, burst 1), not at all in a zone in partial disruption
-  (more than 2 and at least 55 % of its nodes unhealthy, for zones up to 50 nodes), and
-  when every node of the cluster is unhealthy the controller assumes its own network is
-  at fault and removes the NoExecute taints instead (master disruption mode).
+  second per zone (0.1, burst 1); in a zone in partial disruption (more than 2 and at
+  least 55 % of its nodes unhealthy) at the secondary rate (0.01) when it has more than
+  50 nodes, else not at all; and when every node of the cluster is unhealthy the
+  controller assumes its own network is at fault and removes the NoExecute taints
+  instead (master disruption mode; on leaving it every node gets a fresh grace period).
+
+Like ``monitorNodeHealth``, one pass every ``nodeMonitorPeriod`` (5 s, shorter with a
+short grace period) looks at every node: the ones silent for longer than the grace
+period are queued to be marked Unknown, and the zone states are computed once for the
+pass (from per-zone counts kept up to date by the node informer's events, so neither the
+pass nor a reconcile scans the nodes of a zone).  A zone whose state changed, or the
+cluster entering or leaving master disruption, queues the zone's unhealthy nodes again
+(``handleDisruption``).  Between passes only node events (and pods turning Ready on an
+unhealthy node) queue a node: a Lease renewal just moves the node's probe time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -44,6 +55,9 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases")
 PODS = Resource("", "v1", "pods")
 LEASE_NAMESPACE = "kube-node-lease"
 ZONE_LABEL = "topology.kubernetes.io/zone"
+REGION_LABEL = "topology.kubernetes.io/region"
+BETA_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"
+BETA_REGION_LABEL = "failure-domain.beta.kubernetes.io/region"
 
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -58,6 +72,34 @@ MANAGED_KEYS = {NOT_READY, UNREACHABLE, UNSCHEDULABLE, *CONDITION_TAINTS.values(
 UNKNOWN_TYPES = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 UNHEALTHY_ZONE_THRESHOLD = 0.55
 LARGE_CLUSTER_THRESHOLD = 50
+SECONDARY_EVICTION_RATE = 0.01  # --secondary-node-eviction-rate
+NORMAL, PARTIAL, FULL = "Normal", "PartialDisruption", "FullDisruption"
+
+
+def zone_key(node: Obj) -> str:
+    """``nodetopology.GetZoneKey``: region and zone (GA labels, else the beta ones); "" when
+    the node has neither."""
+    labels = meta(node).get("labels") or {}
+    region = labels.get(REGION_LABEL) or labels.get(BETA_REGION_LABEL) or ""
+    zone = labels.get(ZONE_LABEL) or labels.get(BETA_ZONE_LABEL) or ""
+    return f"{region}:\x00:{zone}" if region or zone else ""
+
+
+def ready_status(node: Obj) -> str:
+    """The status of the node's Ready condition ("" when it has none); no copy made."""
+    for c in (node.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return str(c.get("status") or "")
+    return ""
+
+
+def compute_zone_state(size: int, unhealthy: int) -> str:
+    """``ComputeZoneState`` from a zone's node count and its not-Ready count."""
+    if size and unhealthy == size:
+        return FULL
+    if unhealthy > 2 and unhealthy / size >= UNHEALTHY_ZONE_THRESHOLD:
+        return PARTIAL
+    return NORMAL
 
 
 def desired_no_schedule(node: Obj) -> list[Obj]:
@@ -137,7 +179,17 @@ class Probe:
     seen: float = 0.0
 
 
+@dataclass
+class Zone:
+    """Node counts of one zone, kept up to date from node events."""
+
+    size: int = 0
+    unhealthy: int = 0
+
+
 class TokenBucket:
+    """client-go's token bucket rate limiter (the zone's NoExecute tainter limiter)."""
+
     def __init__(self, rate: float, burst: int = 1) -> None:
         self.rate = rate
         self.burst = float(burst)
@@ -166,6 +218,7 @@ class NodeLifecycleController:
         pods: Informer,
         grace: float = 40.0,
         eviction_rate: float = 0.1,
+        secondary_eviction_rate: float = SECONDARY_EVICTION_RATE,
     ) -> None:
         self.client = client
         self.recorder = recorder
@@ -175,9 +228,16 @@ class NodeLifecycleController:
         self.grace = grace
         self.monitor_period = min(5.0, max(0.2, grace / 4))
         self.eviction_rate = eviction_rate
+        self.secondary_eviction_rate = secondary_eviction_rate
         self.probes: dict[str, Probe] = {}
         self.buckets: dict[str, TokenBucket] = {}
+        self.observed: dict[str, tuple[str, str]] = {}  # node -> (zone key, Ready status)
+        self.zones: dict[str, Zone] = {}
+        self.unhealthy = 0  # nodes whose Ready condition is not True, over all zones
+        self.zone_states: dict[str, str] = {}  # as of the last monitor pass
+        self.in_master_disruption = False  # as of the last monitor pass
         self.ctrl = Controller("node-lifecycle", self.reconcile, workers=2)
+        self._monitor: asyncio.Task[None] | None = None
         pods.add_indexer("nodeName", node_name_index)
         nodes.add_handler(self._on_node)
         leases.add_handler(self._on_lease)
@@ -192,6 +252,7 @@ class NodeLifecycleController:
         return p
 
     def _on_node(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        self._count(key, new)
         if new is None:
             self.probes.pop(key, None)
             return
@@ -202,18 +263,37 @@ class NodeLifecycleController:
             p.heartbeat, p.seen = beat, time.monotonic()
         self.ctrl.queue.add(key)
 
+    def _count(self, name: str, node: Obj | None) -> None:
+        """Move the node between the zone counts: O(1) per node event."""
+        before = self.observed.pop(name, None)
+        if before is not None:
+            zone = self.zones[before[0]]
+            zone.size -= 1
+            if before[1] != "True":
+                zone.unhealthy -= 1
+                self.unhealthy -= 1
+            if not zone.size:
+                del self.zones[before[0]]
+        if node is None:
+            return
+        key, status = zone_key(node), ready_status(node)
+        self.observed[name] = (key, status)
+        zone = self.zones.setdefault(key, Zone())
+        zone.size += 1
+        if status != "True":
+            zone.unhealthy += 1
+            self.unhealthy += 1
+
     def _on_lease(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        """A renewal only moves the probe time: a silent node is found by the monitor pass,
+        and one that comes back is Ready again when its kubelet posts its status."""
         ns, _, name = key.partition("/")
         if ns != LEASE_NAMESPACE or new is None:
             return
         renew = str((new.get("spec") or {}).get("renewTime") or "")
-        p = self._probe(name)
-        if renew and renew != p.renew:
+        p = self.probes.get(name)  # a Lease without its Node (yet) is nobody's heartbeat
+        if p is not None and renew and renew != p.renew:
             p.renew, p.seen = renew, time.monotonic()
-            node = self.nodes.get(name)
-            # a healthy node is re-checked by its timer; only a recovering one needs a look now
-            if node is not None and not self._healthy(node):
-                self.ctrl.queue.add(name)
 
     def _on_pod(self, key: str, old: Obj | None, new: Obj | None) -> None:
         node = ((new or {}).get("spec") or {}).get("nodeName")
@@ -225,41 +305,88 @@ class NodeLifecycleController:
             self._probe(name)
             self.ctrl.queue.add(name)
         self.ctrl.start()
+        self._monitor = asyncio.create_task(self._monitor_loop(), name="node-lifecycle-monitor")
 
     async def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
         await self.ctrl.stop()
+
+    # ------------------------------------------------------------------ monitor pass
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.monitor_period)
+            try:
+                self.monitor_pass()
+            except Exception:
+                log.exception("node health monitor pass failed")
+
+    def monitor_pass(self) -> None:
+        """``monitorNodeHealth``: queue the nodes silent for longer than the grace period
+        (not yet Unknown), then ``handleDisruption``."""
+        cutoff = time.monotonic() - self.grace
+        probes = self.probes
+        for name, (_, status) in self.observed.items():
+            p = probes.get(name)
+            if status != "Unknown" and (p is None or p.seen < cutoff):
+                self.ctrl.queue.add(name)
+        self.handle_disruption()
+
+    def handle_disruption(self) -> None:
+        """Zone states for this pass; unhealthy nodes of zones whose state changed (or of
+        every zone, entering or leaving master disruption) are looked at again."""
+        states = {z: self.zone_state(z) for z in self.zones}
+        master = self.master_disruption()
+        if master != self.in_master_disruption:
+            log.info("node lifecycle %s master disruption mode", "entering" if master else "leaving")
+            if not master:  # every node gets a fresh grace period
+                now = time.monotonic()
+                for name in self.observed:
+                    self._probe(name).seen = now
+            changed = set(states)
+        else:
+            changed = {z for z, st in states.items() if self.zone_states.get(z, NORMAL) != st}
+        self.zone_states, self.in_master_disruption = states, master
+        if changed:
+            for name, (zone, status) in self.observed.items():
+                if status != "True" and zone in changed:
+                    self.ctrl.queue.add(name)
 
     # ------------------------------------------------------------------ zones
 
-    def _healthy(self, node: Obj) -> bool:
-        ready = condition(node, "Ready")
-        return ready is not None and ready.get("status") == "True"
-
     def zone_state(self, zone: str) -> str:
         """Normal, PartialDisruption or FullDisruption (``ComputeZoneState``)."""
-        members = [n for n in self.nodes.list() if (meta(n).get("labels") or {}).get(ZONE_LABEL, "") == zone]
-        unhealthy = sum(1 for n in members if not self._healthy(n))
-        if members and unhealthy == len(members):
-            return "FullDisruption"
-        if unhealthy > 2 and unhealthy / max(1, len(members)) >= UNHEALTHY_ZONE_THRESHOLD:
-            return "PartialDisruption"
-        return "Normal"
+        counts = self.zones.get(zone)
+        return compute_zone_state(counts.size, counts.unhealthy) if counts else NORMAL
 
     def master_disruption(self) -> bool:
-        nodes = self.nodes.list()
-        return bool(nodes) and all(not self._healthy(n) for n in nodes)
+        """Every node of the cluster is unhealthy (every zone in full disruption)."""
+        return bool(self.observed) and self.unhealthy == len(self.observed)
+
+    def zone_rate(self, zone: str) -> float:
+        """``setLimiterInZone``: the zone's NoExecute tainting rate for its state."""
+        if self.zone_state(zone) != PARTIAL:
+            return self.eviction_rate  # Normal, and FullDisruption of some zones only
+        size = self.zones[zone].size
+        return self.secondary_eviction_rate if size > LARGE_CLUSTER_THRESHOLD else 0.0
 
     def _may_taint(self, node: Obj) -> float:
         """0 when a NoExecute taint may be added now, else seconds to wait."""
-        zone = (meta(node).get("labels") or {}).get(ZONE_LABEL, "")
-        state = self.zone_state(zone)
-        if state == "PartialDisruption":
-            size = sum(
-                1 for n in self.nodes.list() if (meta(n).get("labels") or {}).get(ZONE_LABEL, "") == zone
-            )
-            if size <= LARGE_CLUSTER_THRESHOLD:
-                return self.monitor_period
-        bucket = self.buckets.setdefault(zone, TokenBucket(self.eviction_rate))
+        zone = zone_key(node)
+        rate = self.zone_rate(zone)
+        bucket = self.buckets.get(zone)
+        if bucket is None or bucket.rate != rate:
+            # ``SwapLimiter``: a new limiter, drained when the old one had no token left
+            fresh = TokenBucket(rate)
+            if bucket is not None and (bucket.rate <= 0 or bucket.take() > 0):
+                fresh.take()
+            bucket = self.buckets[zone] = fresh
+        if rate <= 0:
+            return self.monitor_period
         return bucket.take()
 
     # ------------------------------------------------------------------ reconcile
@@ -272,11 +399,11 @@ class NodeLifecycleController:
         if silent > self.grace:
             node = await self._mark_unknown(node)
         wait = await self._sync_taints(node)
-        ready = condition(node, "Ready") or {}
-        if ready.get("status") != "True":
+        if ready_status(node) != "True":
             await self._mark_pods_not_ready(node)
-            return min(self.monitor_period, wait) if wait else self.monitor_period
-        return max(0.05, self.grace - silent + 0.05)
+        # a taint held back by the zone's limiter is tried again; everything else waits for
+        # an event or the next monitor pass
+        return min(self.monitor_period, wait) if wait > 0 else None
 
     async def _mark_unknown(self, node: Obj) -> Obj:
         before = condition(node, "Ready") or {}
@@ -304,7 +431,7 @@ class NodeLifecycleController:
             wait = self._may_taint(node)
             if wait > 0:
                 key = self._current_no_execute(node)
-        taints = reconcile_taints(node, key, now_rfc3339())
+        taints = reconcile_taints(node, key, now_rfc3339() if key else "")  # the time only for a new taint
         if taints != ((node.get("spec") or {}).get("taints") or []):
             patch = {
                 "metadata": {"resourceVersion": meta(node)["resourceVersion"]},
@@ -350,4 +477,5 @@ def new(ctx: Any) -> NodeLifecycleController:
         ctx.informers.get(PODS),
         grace=float(ctx.option("node_monitor_grace_period", 40.0)),
         eviction_rate=float(ctx.option("node_eviction_rate", 0.1)),
+        secondary_eviction_rate=float(ctx.option("secondary_node_eviction_rate", SECONDARY_EVICTION_RATE)),
     )

@@ -8,6 +8,11 @@ the period (5,000 nodes every 10 s is 50 renewals per 0.1 s tick, never 5,000 at
 and there is no task or timer per node.  A renewal is a PUT of the whole Lease, like
 kubelet's; the writes of a tick may overlap the next ticks, so a slow API server delays
 renewals by its latency rather than stretching every node's period.
+
+Like kubelet's lease controller, a renewal carries the resourceVersion of the Lease it
+last wrote or read (the Lease strategy refuses unconditional updates:
+``AllowUnconditionalUpdate`` is false, so a real kube-apiserver answers a PUT without one
+with 422), and a conflict makes it read the Lease again and retry once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
+
+import orjson
 
 from kubelite.api import errors
 from kubelite.client.base import Client, Resource
@@ -34,9 +41,12 @@ MAX_SLOTS_IN_FLIGHT = 10  # wheel slots whose renewals may still run when the ne
 RENEW_QUERY = "fieldValidation=Ignore"
 
 
-def lease_object(node: str, node_uid: str, renew_time: str) -> Obj:
-    """The Lease kubelet keeps for ``node``, owned by the Node so it goes with it."""
+def lease_object(node: str, node_uid: str, renew_time: str, resource_version: str = "") -> Obj:
+    """The Lease kubelet keeps for ``node``, owned by the Node so it goes with it; with the
+    resourceVersion it updates (none on create)."""
     meta: Obj = {"name": node, "namespace": NODE_LEASE_NAMESPACE}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
     if node_uid:
         meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}]
     return {
@@ -106,6 +116,7 @@ class Heartbeats:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._have_lease: set[str] = set()  # nodes whose Lease we know exists
+        self._versions: dict[str, str] = {}  # node -> resourceVersion of its Lease as last seen
 
     def add(self, node: str) -> None:
         self.wheel.add(node)
@@ -113,6 +124,7 @@ class Heartbeats:
     def remove(self, node: str) -> None:
         self.wheel.remove(node)
         self._have_lease.discard(node)
+        self._versions.pop(node, None)
 
     async def load(self) -> None:
         """Learn which Leases exist already (one list), so renewals go straight to
@@ -120,7 +132,8 @@ class Heartbeats:
         cont = ""
         while True:
             page = await self.client.list(LEASES, NODE_LEASE_NAMESPACE, limit=1000, continue_=cont)
-            self._have_lease.update(str(x["metadata"]["name"]) for x in page.get("items") or [])
+            for item in page.get("items") or []:
+                self._remember(item)
             cont = (page.get("metadata") or {}).get("continue", "")
             if not cont:
                 return
@@ -179,32 +192,61 @@ class Heartbeats:
                 len(self.wheel),
             )
 
+    def _remember(self, lease: Obj) -> None:
+        """Note a Lease the API server returned: it exists, at this resourceVersion."""
+        meta = lease.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        if name:
+            self._have_lease.add(name)
+            rv = meta.get("resourceVersion")
+            if rv:
+                self._versions[name] = str(rv)
+
     async def _create(self, lease: Obj) -> None:
         try:
-            await self.client.create(LEASES, NODE_LEASE_NAMESPACE, lease)
+            self._remember(await self.client.create(LEASES, NODE_LEASE_NAMESPACE, lease))
         except errors.AlreadyExists:  # a concurrent renewal (or an old run) created it
-            await self.client.update(LEASES, NODE_LEASE_NAMESPACE, lease)
+            await self._reread_and_update(lease)
 
     async def _update(self, lease: Obj) -> None:
-        """PUT the Lease; the answer is only checked for errors (nothing here reads it)."""
+        """PUT the Lease; of the answer only the new resourceVersion is kept."""
         name = lease["metadata"]["name"]
-        await self.client.send("PUT", f"{LEASES.path(NODE_LEASE_NAMESPACE, name)}?{RENEW_QUERY}", lease)
+        raw = await self.client.send("PUT", f"{LEASES.path(NODE_LEASE_NAMESPACE, name)}?{RENEW_QUERY}", lease)
+        rv = ((orjson.loads(raw) if raw else {}).get("metadata") or {}).get("resourceVersion")
+        if rv:
+            self._versions[name] = str(rv)
+
+    async def _reread_and_update(self, lease: Obj) -> None:
+        """kubelet's answer to a conflict: read the Lease, then update that version."""
+        name = lease["metadata"]["name"]
+        self._remember(await self.client.get(LEASES, NODE_LEASE_NAMESPACE, name))
+        rv = self._versions.get(name, "")
+        meta = dict(lease["metadata"], resourceVersion=rv) if rv else lease["metadata"]
+        await self._update({**lease, "metadata": meta})
 
     async def _renew(self, node: str) -> None:
         async with self._sem:
             # renewTime is when the write goes out (not when it was queued), as kubelet's
-            lease = lease_object(node, self.node_uid(node), now_micro())
+            lease = lease_object(node, self.node_uid(node), now_micro(), self._versions.get(node, ""))
             try:
-                if node in self._have_lease:
-                    try:
-                        await self._update(lease)
-                    except errors.NotFound:
-                        await self._create(lease)
-                else:
-                    await self._create(lease)
-                self._have_lease.add(node)
+                await self._write(node, lease)
                 self.renewals += 1
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 log.warning("lease renewal failed node=%s error=%s", node, e)
+
+    async def _write(self, node: str, lease: Obj) -> None:
+        if node not in self._have_lease:
+            lease["metadata"].pop("resourceVersion", None)
+            await self._create(lease)
+            return
+        try:
+            await self._update(lease)
+        except errors.NotFound:
+            self._have_lease.discard(node)
+            self._versions.pop(node, None)
+            lease["metadata"].pop("resourceVersion", None)
+            await self._create(lease)
+        except errors.Conflict:
+            await self._reread_and_update(lease)

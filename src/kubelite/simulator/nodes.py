@@ -54,6 +54,14 @@ def _age(ts: str | None) -> float:
     return (dt.datetime.now(dt.UTC) - t).total_seconds()
 
 
+def first_report_fraction(name: str) -> float:
+    """Share, in (0, 1], of ``nodeStatusReportFrequency`` before the first periodic status
+    report of a node this process adopted: spread evenly by name, so nodes registered
+    together report at the steady rate (N per period) from the start, as kubelets started
+    at different times do, instead of all at once (or none for half a period)."""
+    return (1 + zlib.crc32(name.encode()) % 1000) / 1000
+
+
 def is_stopped(node: Obj) -> bool:
     ann = (node.get("metadata") or {}).get("annotations") or {}
     return str(ann.get(STOPPED_ANNOTATION, "")).lower() == "true"
@@ -196,8 +204,8 @@ class NodeManager:
     async def _reconcile_status(self, name: str) -> float | None:
         """Post a healthy status when it is missing, not Ready, or due: every
         ``status_report`` seconds, like kubelet's ``nodeStatusReportFrequency``.  The first
-        period after this process adopted a node is shortened by up to half, by name, so
-        thousands of nodes registered together report at spread-out times from then on."""
+        period after this process adopted a node is a share of it (:func:`first_report_fraction`),
+        so thousands of nodes registered together report at spread-out times from then on."""
         node = self.informer.get(name)
         if node is None or not self.is_running(name):
             return None
@@ -206,7 +214,7 @@ class NodeManager:
         has_capacity = bool((node.get("status") or {}).get("capacity"))
         period = self.cfg.status_report
         if name not in self._reported:
-            period *= 1 - 0.5 * (zlib.crc32(name.encode()) % 1000) / 1000
+            period *= first_report_fraction(name)
         if ready.get("status") == "True" and has_capacity and age < period:
             return period - age
         await self._post_status(node)
