@@ -91,6 +91,16 @@ def field_validation_mode(raw: str) -> str:
     return mode
 
 
+def passes_field_check(info: ResourceInfo, obj: dict[str, Any]) -> bool:
+    """True when :func:`check_fields` would find nothing in ``obj``: no type error, no unknown
+    field (duplicates aside: they live in raw bodies)."""
+    schema = schema_for_gvk(info.group, info.version, info.kind)
+    if schema is None:
+        return True
+    type_errors, unknown = structural.check_object(obj, schema)
+    return not type_errors and not unknown
+
+
 def check_fields(
     info: ResourceInfo, obj: dict[str, Any], mode: str, warnings: list[str], raw: bytes | None = None
 ) -> None:

@@ -32,6 +32,13 @@ class ServerContext:
     crds: Any = None  # kubelite.apiserver.crds.CRDRegistry
     node_proxy: Any = None  # set by the node-agent layer: streams to kubelets
     extra: dict[str, Any] = field(default_factory=dict)
+    # (second, its RFC 3339 text): server timestamps have second precision, and a busy server
+    # stamps many writes in the same second (strftime is a visible share of a Lease renewal)
+    _now_cache: tuple[int, str] = field(default=(-1, ""), init=False, repr=False)
 
     def now(self) -> str:
-        return rfc3339(self.clock())
+        t = self.clock()
+        second = int(t.timestamp())
+        if second != self._now_cache[0]:
+            self._now_cache = (second, rfc3339(t))
+        return self._now_cache[1]

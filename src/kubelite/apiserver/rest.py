@@ -198,6 +198,36 @@ def check_body(
     bodies.check_fields(info, obj, mode, warnings, raw)
 
 
+def check_patched(ctx: ServerContext, info: ResourceInfo, patched: Obj, cur: Obj, mode: str) -> None:
+    """:func:`check_body` of a patch result (kube-apiserver decodes the patched JSON strictly).
+
+    The fields the patch left as they were are the stored object's, which passed this check
+    when they were written: only the top-level fields whose JSON differs are walked (a status
+    patch does not re-check the spec).  Anything found there (a type error, an unknown
+    field to warn about or drop) goes through the full check, so messages and pruning are
+    exactly those of checking the whole object."""
+    if info.crd:
+        check_body(ctx, info, patched, mode, [])
+        return
+    changed = {k: v for k, v in patched.items() if not _same_json(cur.get(k, _ABSENT), v)}
+    if changed and not bodies.passes_field_check(info, changed):
+        check_body(ctx, info, patched, mode, [])
+
+
+_ABSENT = object()
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON, types included (``1``, ``1.0`` and ``true`` all differ)."""
+    if a is b:
+        return True
+    if a is _ABSENT or type(a) is not type(b):
+        return False
+    if isinstance(a, dict | list):
+        return bool(orjson.dumps(a) == orjson.dumps(b))
+    return bool(a == b)
+
+
 def _reencodes_to(obj: Obj, raw: bytes) -> bool:
     """True when ``raw`` is exactly the compact encoding of the object parsed from it (what
     kubectl and most clients send).  It then has no duplicate key: a duplicate is dropped
@@ -297,12 +327,19 @@ async def update(ctx: ServerContext, req: Request, send: Send, t: Target) -> Non
             f"the name of the object ({name}) does not match the name on the URL ({t.name})"
         )
     _check_namespace_of_body(t, new)
+    # admission changes the body: the first attempt takes it as it is, a retry after a lost
+    # compare-and-swap a fresh copy (encoding now is cheaper than copying on every attempt)
+    pristine = orjson.dumps(new)
+    attempts = 0
 
     def mutate(cur: Obj) -> Obj | None:
-        check_resource_version(t.info, new, cur)
-        return admit_update(ctx, t.info, clone(new), cur, opts)
+        nonlocal attempts
+        attempts += 1
+        body = new if attempts == 1 else orjson.loads(pristine)
+        check_resource_version(t.info, body, cur)
+        return admit_update(ctx, t.info, body, cur, opts)
 
-    _, out = await ctx.objects.guaranteed_update(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
+    out = await ctx.objects.update_object(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
     await respond_object(ctx, req, send, t.info, out)
 
 
@@ -343,7 +380,7 @@ async def patch_(ctx: ServerContext, req: Request, send: Send, t: Target) -> Non
     def mutate(cur: Obj) -> Obj | None:
         patched = apply_patch(t.info, clone(cur), body, ct)
         bodies.check_type_meta(t.info, patched)
-        check_body(ctx, t.info, patched, mode, [])
+        check_patched(ctx, t.info, patched, cur, mode)
         meta = patched["metadata"]
         if meta.get("name") != t.name:
             raise errors.BadRequest("the name of the object may not be changed by a patch")
@@ -351,7 +388,7 @@ async def patch_(ctx: ServerContext, req: Request, send: Send, t: Target) -> Non
         _check_namespace_of_body(t, patched)
         return admit_update(ctx, t.info, patched, cur, opts)
 
-    _, out = await ctx.objects.guaranteed_update(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
+    out = await ctx.objects.update_object(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
     await respond_object(ctx, req, send, t.info, out)
 
 
@@ -418,7 +455,7 @@ async def _server_side_apply(
             applied["metadata"]["managedFields"] = managed
         return None if deletion_complete(applied) else applied
 
-    _, out = await ctx.objects.guaranteed_update(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
+    out = await ctx.objects.update_object(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
     await respond_object(ctx, req, send, t.info, out)
 
 

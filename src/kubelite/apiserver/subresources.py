@@ -91,7 +91,7 @@ async def scale(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
         new.setdefault("spec", {})["replicas"] = replicas
         return admit_update(ctx, t.info, new, cur, WriteOptions(opts.manager, opts.dry_run, ""))
 
-    _, out = await ctx.objects.guaranteed_update(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
+    out = await ctx.objects.update_object(t.info, t.namespace, t.name, mutate, dry_run=opts.dry_run)
     await send_json(send, 200, _scale_of(t.info, out))
 
 
@@ -127,7 +127,7 @@ async def bind(ctx: ServerContext, req: Request, send: Send, namespace: str, pod
         status["conditions"] = conds
         return cur
 
-    await ctx.objects.guaranteed_update(pods, namespace, name, mutate)
+    await ctx.objects.update_object(pods, namespace, name, mutate)
     await send_json(send, 201, success_status())
 
 
@@ -142,7 +142,7 @@ async def evict(ctx: ServerContext, req: Request, send: Send, t: Target) -> None
         await checker(ctx, pod)
     options = body.get("deleteOptions") or {}
     mutate = delete_mutation(ctx, t.info, options)
-    await ctx.objects.guaranteed_update(t.info, t.namespace, t.name, mutate)
+    await ctx.objects.update_object(t.info, t.namespace, t.name, mutate)
     await send_json(send, 201, success_status())
 
 
@@ -162,7 +162,7 @@ async def finalize(ctx: ServerContext, req: Request, send: Send, t: Target) -> N
                 return None
         return cur
 
-    _, out = await ctx.objects.guaranteed_update(t.info, "", t.name, mutate)
+    out = await ctx.objects.update_object(t.info, "", t.name, mutate)
     await send_json(send, 200, out)
 
 

@@ -3,10 +3,11 @@ server-owned metadata, defaults, validation, managedFields, finalizers and delet
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from kubelite.api import errors
 from kubelite.apiserver.apply import FieldSet, update_managed_fields
@@ -162,7 +163,7 @@ def admit_update(
         return old
     new_meta = new["metadata"]
     if "managedFields" not in new_meta and (old.get("metadata") or {}).get("managedFields"):
-        new_meta["managedFields"] = copy.deepcopy(old["metadata"]["managedFields"])
+        new_meta["managedFields"] = orjson.loads(orjson.dumps(old["metadata"]["managedFields"]))
     track_managed_fields(ctx, info, old, new, opts)
     if not new_meta.get("managedFields"):
         new_meta.pop("managedFields", None)

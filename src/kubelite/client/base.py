@@ -8,7 +8,8 @@ Every request goes through the same admission, validation and storage either way
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -41,7 +42,7 @@ class Transport(Protocol):
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[int, bytes]: ...
 
-    def stream(self, method: str, path: str, headers: dict[str, str]) -> AsyncIterator[bytes]: ...
+    def stream(self, method: str, path: str, headers: dict[str, str]) -> AsyncGenerator[bytes, None]: ...
 
     async def close(self) -> None: ...
 
@@ -234,17 +235,25 @@ class Client:
         }
         path = res.path(namespace) + "?" + urlencode({k: v for k, v in q.items() if v not in (None, "")})
         buf = b""
-        async for chunk in self.transport.stream("GET", path, self._headers()):
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if not line.strip():
+        # aclosing: a caller that stops watching ends the transport's stream (and its
+        # connection) now, not whenever the abandoned generator is collected
+        async with contextlib.aclosing(self.transport.stream("GET", path, self._headers())) as chunks:
+            async for chunk in chunks:
+                if b"\n" not in chunk:
+                    buf += chunk
                     continue
-                ev = orjson.loads(line)
-                if ev.get("type") == "ERROR":
-                    st = ev.get("object") or {}
-                    raise_for_status(int(st.get("code") or 500), orjson.dumps(st))
-                yield WatchEvent(ev["type"], ev["object"])
+                # one split per chunk: a chunk may carry a whole round of events (splitting
+                # off one line at a time would copy the rest of the chunk for every event)
+                lines = (buf + chunk).split(b"\n")
+                buf = lines.pop()
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    ev = orjson.loads(line)
+                    if ev.get("type") == "ERROR":
+                        st = ev.get("object") or {}
+                        raise_for_status(int(st.get("code") or 500), orjson.dumps(st))
+                    yield WatchEvent(ev["type"], ev["object"])
 
     async def close(self) -> None:
         await self.transport.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,7 +66,7 @@ class ASGITransport:
         await self.app(_scope(method, path, headers, self.token), receive, send)
         return status, b"".join(chunks)
 
-    async def stream(self, method: str, path: str, headers: dict[str, str]) -> AsyncIterator[bytes]:
+    async def stream(self, method: str, path: str, headers: dict[str, str]) -> AsyncGenerator[bytes, None]:
         queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         disconnected = asyncio.Event()
         sent = False

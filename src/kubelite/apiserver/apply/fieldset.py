@@ -162,8 +162,10 @@ def path_to_string(path: Path) -> str:
 class FieldSet:
     """A set of field paths stored as a trie (structured-merge-diff ``fieldpath.Set``).
 
-    Invariant: no child set is empty.  Set algebra returns new sets and never mutates its
-    operands; only :meth:`insert` mutates.
+    Invariant: no child set is empty.  Set algebra never mutates its operands, and its
+    results share unchanged subtrees with them (no copying: the managedFields bookkeeping of
+    every write combines sets several times), so only a set under construction is mutated
+    (:meth:`insert`), never one that took part in algebra.
     """
 
     __slots__ = ("children", "members")
@@ -241,18 +243,18 @@ class FieldSet:
     # -- algebra ------------------------------------------------------------------------------
     def union(self, other: FieldSet) -> FieldSet:
         if other.empty():
-            return self.copy()
+            return self
         if self.empty():
-            return other.copy()
+            return other
         out = FieldSet()
         out.members = self.members | other.members
         for pe in self.children.keys() | other.children.keys():
             a, b = self.children.get(pe), other.children.get(pe)
             if a is None:
                 assert b is not None
-                out.children[pe] = b.copy()
+                out.children[pe] = b
             elif b is None:
-                out.children[pe] = a.copy()
+                out.children[pe] = a
             else:
                 out.children[pe] = a.union(b)
         return out
@@ -272,7 +274,7 @@ class FieldSet:
         out.members = self.members - other.members
         for pe, c in self.children.items():
             o = other.children.get(pe)
-            sub = c.copy() if o is None else c.difference(o)
+            sub = c if o is None else c.difference(o)
             if not sub.empty():
                 out.children[pe] = sub
         return out
@@ -285,7 +287,7 @@ class FieldSet:
             if pe in other.members:
                 continue
             o = other.children.get(pe)
-            sub = c.copy() if o is None else c.recursive_difference(o)
+            sub = c if o is None else c.recursive_difference(o)
             if not sub.empty():
                 out.children[pe] = sub
         return out
