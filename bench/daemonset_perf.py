@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import threading
 import time
 from typing import Any
@@ -123,6 +124,7 @@ def run(nodes: int, clients: int, controller_only: bool) -> dict[str, Any]:
         }
     finally:
         srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
 
 
 def main() -> None:

@@ -12,6 +12,17 @@ Against a real ``kubelite up`` (API server, controllers and scheduler in one pro
 Pods are scheduler_perf's pod-default (pause, 100m cpu / 500Mi requests).  Anchors:
 kube-scheduler's CI threshold for 5000 nodes / 10000 pods is 270 pods/s.
 
+``--split`` is the Kubernetes shape of scheduler_perf: ``kubelite server`` (API server
+only) and ``kubelite scheduler --kubeconfig`` (leader-elected, over HTTPS) as two
+processes, no controllers - each process's CPU is reported.  Without it the scheduler
+runs inside ``kubelite up`` with every controller.
+
+``--client wrk`` (the default when ``wrk`` is installed) creates the pods with the C load
+generator: two threads, ``--clients`` keep-alive connections, a Lua script that gives
+every pod a unique name and stops each thread after its share, so the clients cost
+little next to the server and the scheduler.  ``--client python`` uses ``--clients``
+processes with one ``http.client`` connection each.
+
 ``--in-memory`` measures the scheduling cycle alone (no API server): the cache is filled
 with the same nodes and every pod is scheduled and assumed, CPU time per pod reported.
 
@@ -20,7 +31,7 @@ with the same nodes and every pod is scheduled and assumed, CPU time per pod rep
 "ready" line until every pod is bound is taken (pods bound per second of draining).
 
 Usage: python bench/scheduler_perf.py [--nodes 5000] [--init-pods 1000] [--pods 10000]
-       [--clients 4] [--simulator] [--drain | --in-memory]
+       [--clients 8] [--client wrk|python] [--split] [--simulator] [--drain | --in-memory]
 """
 
 from __future__ import annotations
@@ -29,16 +40,20 @@ import argparse
 import http.client
 import json
 import multiprocessing as mp
+import os
+import shutil
+import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
-from common import Server, free_port, machine, start_server
+from common import Server, free_port, machine, spawn_until_ready, start_server
 
 NS = "sched-perf"
 # Node objects made here never heartbeat: keep the node lifecycle controller from marking
@@ -126,12 +141,121 @@ def create_all(kind: str, names: list[str], clients: int, port: int, token: str,
     return time.monotonic() - t0
 
 
+# Each wrk thread POSTs pods named PREFIX-<thread>-<n> until its share of creates has been
+# answered, prints "done <thread>" and then holds its connections idle (delay()).  The
+# counter advances per request() call, and wrk calls request() again when a TLS handshake
+# was still in progress, so numbers may be skipped and a few creates in flight when the
+# share completes still land: the exact total is printed by done() at the end.
+WRK_SCRIPT = """
+local counter = 0
+local quotas = QUOTAS
+local threads = {}
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+  table.insert(threads, thread)
+end
+function init(args)
+  posted, created, failed, finished = 0, 0, 0, false
+  quota = quotas[tid]
+  head = '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"PREFIX-' .. tid .. '-'
+  tail = '",BODY_TAIL'
+  post = {Authorization = "Bearer TOKEN", ["Content-Type"] = "application/json",
+          Accept = "application/json"}
+end
+function delay()
+  if finished then return 3600000 end
+  return 0
+end
+function request()
+  posted = posted + 1
+  return wrk.format("POST", "PATH", post, head .. posted .. tail)
+end
+function response(status, headers, body)
+  if status == 201 then created = created + 1 else failed = failed + 1 end
+  if not finished and created + failed >= quota then
+    finished = true
+    io.write("done " .. tid .. "\\n")
+    io.flush()
+  end
+end
+function done(summary, latency, requests)
+  local c, f = 0, 0
+  for _, t in ipairs(threads) do
+    c = c + t:get("created")
+    f = f + t:get("failed")
+  end
+  io.write("total " .. c .. " " .. f .. "\\n")
+end
+"""
+WRK_THREADS = 2
+
+
+def wrk_script(prefix: str, count: int, token: str) -> str:
+    quotas = [count // WRK_THREADS + (t < count % WRK_THREADS) for t in range(WRK_THREADS)]
+    sample = orjson.dumps(pod("x")).decode()
+    tail = sample.split('"name":"x",', 1)[1]
+    return (
+        WRK_SCRIPT.replace("QUOTAS", "{" + ",".join(map(str, quotas)) + "}")
+        .replace("PREFIX", prefix)
+        .replace("TOKEN", token)
+        .replace("PATH", f"/api/v1/namespaces/{NS}/pods")
+        .replace("BODY_TAIL'", tail + "'")
+    )
+
+
+def create_wrk(prefix: str, count: int, clients: int, srv: Server) -> tuple[int, float]:
+    """Create about ``count`` pods with wrk: (pods created, seconds until the share was done)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(wrk_script(prefix, count, srv.token))
+    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{max(clients, WRK_THREADS)}", "-d3600s", "-s", f.name, srv.url]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(1200, proc.send_signal, (signal.SIGINT,))  # a broken script ends too
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        done = _first_lines(proc.stdout, "done ", WRK_THREADS)
+        took = time.monotonic() - t0
+        time.sleep(0.5)  # the last creates in flight
+    finally:
+        # wrk's main thread sleeps for the whole -d; SIGINT ends the run (and calls done())
+        watchdog.cancel()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+        os.unlink(f.name)
+    total = next((line.split() for line in rest.splitlines() if line.startswith("total ")), None)
+    if len(done) < WRK_THREADS or total is None or int(total[2]):
+        raise RuntimeError(f"wrk: pod creates failed or did not finish: {done} {total}")
+    return int(total[1]), took
+
+
+def _first_lines(stream: Any, prefix: str, count: int) -> list[str]:
+    out: list[str] = []
+    for line in stream:
+        if line.startswith(prefix):
+            out.append(line)
+            if len(out) == count:
+                break
+    return out
+
+
+def create_pods(client: str, prefix: str, count: int, clients: int, srv: Server) -> tuple[int, float]:
+    """Create ``count`` pods named ``<prefix>-...`` with the chosen client: (pods created, seconds)."""
+    if client == "wrk":
+        return create_wrk(prefix, count, clients, srv)
+    names = [f"{prefix}-{i}" for i in range(count)]
+    return count, create_all("pod", names, clients, srv.port, srv.token, srv.ca)
+
+
 class BoundWatcher:
     """Counts pods of the namespace that have ``spec.nodeName`` (one watch, in a thread)."""
 
     def __init__(self, port: int, token: str, ca: str) -> None:
         self.bound: set[str] = set()
         self.first_bound: dict[str, float] = {}
+        self.per_prefix: dict[str, int] = {}  # "pod" of "pod-1-17": bound pods so named
+        self.last_bound: dict[str, float] = {}
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.port, self.token, self.ca = port, token, ca
@@ -168,60 +292,109 @@ class BoundWatcher:
                         if name not in self.bound:
                             self.bound.add(name)
                             self.first_bound[name] = now
+                            prefix = name.split("-", 1)[0]
+                            self.per_prefix[prefix] = self.per_prefix.get(prefix, 0) + 1
+                            self.last_bound[prefix] = now
                 self.cond.notify_all()
 
-    def wait(self, names: list[str], timeout: float) -> float:
-        """Seconds until all ``names`` are bound (raises on timeout)."""
-        want = set(names)
+    def wait(self, prefix: str, count: int, timeout: float) -> float:
+        """When the ``count``-th pod named ``<prefix>-...`` was bound (raises on timeout)."""
         deadline = time.monotonic() + timeout
         with self.cond:
-            while not want <= self.bound:
+            while (bound := self.per_prefix.get(prefix, 0)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"{len(want - self.bound)} of {len(want)} pods not bound")
+                    raise TimeoutError(f"{count - bound} of {count} {prefix} pods not bound")
                 self.cond.wait(min(left, 1.0))
-            return max(self.first_bound[n] for n in names)
+            return self.last_bound[prefix]
 
 
-def run(nodes: int, init_pods: int, pods: int, clients: int, simulator: bool) -> dict[str, Any]:
-    extra = ["--simulated-nodes", str(nodes), "--simulated-node-cpu", "4", "--simulated-node-memory", "32Gi"]
-    srv = start_server(None, *(extra if simulator else QUIET_NODES))
+def start_split() -> tuple[Server, subprocess.Popen[str]]:
+    """``kubelite server`` and ``kubelite scheduler --kubeconfig`` as two processes."""
+    srv = start_server(None, command="server")
+    kubeconfig = srv.data_dir / "kubeconfig.yaml"
+    cmd = [sys.executable, "-m", "kubelite.cli", "scheduler", "--kubeconfig", str(kubeconfig)]
+    try:
+        sched, _ = spawn_until_ready(cmd, 60, "scheduler")
+    except BaseException:
+        srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        raise
+    return srv, sched
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (all threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(
+    nodes: int, init_pods: int, pods: int, clients: int, simulator: bool, split: bool, client: str
+) -> dict[str, Any]:
+    sched: subprocess.Popen[str] | None = None
+    if split:
+        srv, sched = start_split()
+    else:
+        extra = [
+            "--simulated-nodes",
+            str(nodes),
+            "--simulated-node-cpu",
+            "4",
+            "--simulated-node-memory",
+            "32Gi",
+        ]
+        srv = start_server(None, *(extra if simulator else QUIET_NODES))
     try:
         port, token, ca = srv.port, srv.token, srv.ca
         c = Conn(port, token, ca)
         c.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         t_nodes = 0.0
-        if not simulator:
+        if split or not simulator:
             t_nodes = create_all("node", [f"node-{i}" for i in range(nodes)], clients, port, token, ca)
         watcher = BoundWatcher(port, token, ca)
-        init = [f"init-{i}" for i in range(init_pods)]
-        create_all("pod", init, clients, port, token, ca)
-        watcher.wait(init, 600)
-        measured = [f"pod-{i}" for i in range(pods)]
+        init, _ = create_pods(client, "init", init_pods, clients, srv)
+        watcher.wait("init", init, 600)
         cpu0 = srv.cpu_seconds()
+        sched_cpu0 = proc_cpu(sched.pid) if sched else 0.0
         t0 = time.monotonic()
-        t_create = create_all("pod", measured, clients, port, token, ca)
-        last = watcher.wait(measured, 1200)
+        pods, t_create = create_pods(client, "pod", pods, clients, srv)
+        last = watcher.wait("pod", pods, 1200)
         took = last - t0
         cpu = srv.cpu_seconds() - cpu0
-        return {
+        sched_cpu = proc_cpu(sched.pid) - sched_cpu0 if sched else 0.0
+        out: dict[str, Any] = {
             "bench": "scheduler_perf SchedulingBasic",
+            "mode": "split: kubelite server + kubelite scheduler" if split else "kubelite up (all in one)",
+            "client": client,
             "nodes": nodes,
             "init_pods": init_pods,
             "measured_pods": pods,
             "clients": clients,
-            "node_source": "simulator" if simulator else "api",
+            "node_source": "simulator" if simulator and not split else "api",
             "node_create_s": round(t_nodes, 2),
             "create_s": round(t_create, 2),
             "create_pods_per_s": round(pods / t_create, 1),
             "schedule_s": round(took, 2),
             "pods_bound_per_s": round(pods / took, 1),
             "server_cpu_s": round(cpu, 1),
+            "server_cpu_ms_per_pod": round(cpu / pods * 1000, 3),
             "rss_mb": round(srv.rss_mb(), 1),
-            **machine(),
         }
+        if sched is not None:
+            out["scheduler_cpu_s"] = round(sched_cpu, 1)
+            out["scheduler_cpu_ms_per_pod"] = round(sched_cpu / pods * 1000, 3)
+        return {**out, **machine()}
     finally:
+        if sched is not None:
+            sched.send_signal(signal.SIGTERM)
+            try:
+                sched.wait(20)
+            except subprocess.TimeoutExpired:
+                sched.kill()
         srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
 
 
 def restart_server(data_dir: Path, timeout: float = 900) -> Server:
@@ -260,15 +433,18 @@ def drain(nodes: int, pods: int, clients: int) -> dict[str, Any]:
         )
         create_all("node", [f"node-{i}" for i in range(nodes)], clients, port, token, ca)
         create_all("pod", [f"pod-{i}" for i in range(pods)], clients, port, token, ca)
-    finally:
+    except BaseException:
         srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
+        raise
+    srv.stop()
     t0 = time.monotonic()
     srv = restart_server(srv.data_dir)
     try:
         ready = time.monotonic()
         watcher = BoundWatcher(srv.port, srv.token, srv.ca)
         cpu0 = srv.cpu_seconds()
-        last = watcher.wait([f"pod-{i}" for i in range(pods)], 1200)
+        last = watcher.wait("pod", pods, 1200)
         took = last - ready
         return {
             "bench": "scheduler drain (pods pending before the scheduler starts)",
@@ -283,6 +459,7 @@ def drain(nodes: int, pods: int, clients: int) -> dict[str, Any]:
         }
     finally:
         srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
 
 
 class _NoListers:
@@ -340,7 +517,14 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=5000)
     ap.add_argument("--init-pods", type=int, default=1000)
     ap.add_argument("--pods", type=int, default=10000)
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if shutil.which("wrk") else "python",
+        help="what creates the pods (default: wrk when installed)",
+    )
+    ap.add_argument("--split", action="store_true", help="kubelite server + kubelite scheduler processes")
     ap.add_argument("--simulator", action="store_true", help="register the nodes with --simulated-nodes")
     ap.add_argument("--drain", action="store_true", help="time the scheduler draining pre-created pods")
     ap.add_argument("--in-memory", action="store_true", help="time the scheduling cycle without an API")
@@ -351,7 +535,8 @@ def main() -> None:
     if args.drain:
         print(json.dumps(drain(args.nodes, args.pods, args.clients)))
         return
-    print(json.dumps(run(args.nodes, args.init_pods, args.pods, args.clients, args.simulator)))
+    result = run(args.nodes, args.init_pods, args.pods, args.clients, args.simulator, args.split, args.client)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

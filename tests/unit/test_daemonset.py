@@ -306,3 +306,32 @@ async def test_controller_in_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", [None, "25%", 2])
 def test_scaled(value: Any) -> None:
     assert dp.scaled(value, 10, True) == {None: 0, "25%": 3, 2: 2}[value]
+
+
+def test_eligibility_cache_reuses_verdicts_until_node_or_template_changes() -> None:
+    calls: list[str] = []
+    real = dn.should_run
+
+    def counting(node_obj: Obj, ds: Obj, pod_spec: Obj | None = None) -> tuple[bool, bool]:
+        calls.append(node_obj["metadata"]["name"])
+        return real(node_obj, ds, pod_spec)
+
+    ds = make_ds({"nodeSelector": {"disk": "ssd"}})
+    a, b = node("a", {"disk": "ssd"}), node("b")
+    cache = dn.EligibilityCache()
+    dn.should_run = counting  # type: ignore[assignment]
+    try:
+        assert cache.compute(ds, [a, b]) == {"a": (True, True), "b": (False, False)}
+        assert cache.compute(ds, [a, b]) == dp.eligibility(ds, [a, b])
+        assert calls == ["a", "b"]  # the second pass reused both verdicts
+        relabelled = node("b", {"disk": "ssd"})  # a new object: the informer saw a change
+        assert cache.compute(ds, [a, relabelled])["b"] == (True, True)
+        assert calls == ["a", "b", "b"]
+        newer = copy.deepcopy(ds)
+        newer["metadata"]["generation"] = 2
+        newer["spec"]["template"]["spec"]["nodeSelector"] = {"disk": "hdd"}
+        assert cache.compute(newer, [a, relabelled]) == {"a": (False, False), "b": (False, False)}
+        assert calls == ["a", "b", "b", "a", "b"]
+        assert cache.compute(newer, [a]) == {"a": (False, False)} and set(cache.verdicts) == {"a"}
+    finally:
+        dn.should_run = real  # type: ignore[assignment]

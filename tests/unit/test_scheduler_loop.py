@@ -121,3 +121,45 @@ async def test_terminal_pods_free_their_node(env: tuple[FakeClient, Scheduler]) 
     done = fake.get_obj("pods", "default", "job") or {}
     fake.put("pods", {**done, "status": {"phase": "Succeeded"}})
     await until(lambda: node_of(fake, "next") == "n1")
+
+
+async def test_binding_confirms_the_assumed_pod_once(env: tuple[FakeClient, Scheduler]) -> None:
+    fake, sched = env
+    fake.put("nodes", node("n1", cpu="2"))
+    fake.put("pods", pod("a", cpu="500m"))
+    await until(lambda: node_of(fake, "a") == "n1" and not sched.cache.assumed)
+    cached = sched.cache.pods["default/a"]
+    assert cached.obj["spec"]["nodeName"] == "n1"  # the API's object, not the pending one
+    assert sched.cache.infos["n1"].requested.cpu == 500
+    # a later change the scheduler reads (a label) is parsed again, still counted once
+    bound = fake.get_obj("pods", "default", "a") or {}
+    fake.put("pods", {**bound, "metadata": {**bound["metadata"], "labels": {"tier": "web"}}})
+    await until(lambda: sched.cache.pods["default/a"].labels == {"tier": "web"})
+    assert sched.cache.infos["n1"].requested.cpu == 500
+
+
+async def test_global_default_priority_follows_class_changes(env: tuple[FakeClient, Scheduler]) -> None:
+    fake, sched = env
+    assert sched.priorities.resolve(pod("p")) == 0
+    fake.put("priorityclasses", {"metadata": {"name": "base"}, "value": 50, "globalDefault": True})
+    await until(lambda: sched.priorities.resolve(pod("p")) == 50)
+    fake.put("priorityclasses", {"metadata": {"name": "lower"}, "value": 10, "globalDefault": True})
+    await until(lambda: sched.priorities.resolve(pod("p")) == 10)
+    fake.remove("priorityclasses", "", "lower")
+    await until(lambda: sched.priorities.resolve(pod("p")) == 50)
+
+
+async def test_standalone_scheduler_tunes_the_collector_and_up_does_not() -> None:
+    import argparse
+    import gc
+
+    from kubelite.scheduler import GC_THRESHOLDS, LeaderElectedScheduler, component
+
+    before = gc.get_threshold()
+    try:
+        inside_up = await component(cast(Client, FakeClient()), argparse.Namespace(command="up"))
+        assert isinstance(inside_up, Scheduler) and gc.get_threshold() == before
+        alone = await component(cast(Client, FakeClient()), argparse.Namespace(command="scheduler"))
+        assert isinstance(alone, LeaderElectedScheduler) and gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)

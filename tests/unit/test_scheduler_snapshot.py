@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from hypothesis import given, settings
@@ -10,8 +11,10 @@ from hypothesis import strategies as st
 from kubelite.scheduler.cache import Cache
 from kubelite.scheduler.framework import CycleState
 from kubelite.scheduler.plugins import default_plugins
+from kubelite.scheduler.podinfo import PodInfo
 from kubelite.scheduler.preemption import Preemptor
 from kubelite.scheduler.schedule_one import Algorithm, FitError, num_feasible_nodes_to_find
+from kubelite.scheduler.snapshot import UNKNOWN
 from tests.unit.scheduler_builders import cache_with, node, pinfo, pod
 from tests.unit.test_scheduler_plugins import Listers
 
@@ -219,3 +222,107 @@ def test_sampling_stops_at_num_feasible_and_rotates() -> None:
     assert a.next_start == want
     a.schedule(pinfo(pod("p1")))
     assert a.next_start == (2 * want) % 300
+
+
+def _pinned(name: str, *terms: list[str], cpu: str = "100m") -> dict[str, object]:
+    """A pod whose required node affinity is ``metadata.name In`` lists (one term per list)."""
+    node_terms = [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": t}]} for t in terms]
+    affinity = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": node_terms}}
+    }
+    return pod(name, cpu=cpu, affinity=affinity)
+
+
+def test_daemon_pod_pinned_by_name_filters_only_its_node() -> None:
+    c = cache_with([node(f"n{i}") for i in range(300)])
+    result = algo(c).schedule(pinfo(_pinned("ds-x", ["n217"])))
+    assert (result.node, result.evaluated, result.feasible) == ("n217", 1, 1)
+    # terms are ORed: the union of their names is searched
+    result = algo(c).schedule(pinfo(_pinned("ds-y", ["n3"], ["n4"])))
+    assert result.node in {"n3", "n4"} and result.evaluated == 2
+
+
+def test_pinned_pod_that_does_not_fit_counts_the_other_nodes_as_narrowed_away() -> None:
+    c = cache_with([node("a", cpu="1"), node("b"), node("c")])
+    try:
+        algo(c).schedule(pinfo(_pinned("ds-a", ["a"], cpu="2")))
+    except FitError as err:
+        assert err.message() == (
+            "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't satisfy plugin(s) [NodeAffinity]."
+        )
+        assert err.diagnosis.rejected_by == {"NodeResourcesFit", "NodeAffinity"}
+    else:
+        raise AssertionError("expected a FitError")
+
+
+def test_pinned_to_a_missing_node_or_conflicting_fields() -> None:
+    c = cache_with([node("a"), node("b")])
+    try:
+        algo(c).schedule(pinfo(_pinned("gone", ["deleted-node"])))
+    except FitError as err:
+        assert err.message() == "0/2 nodes are available: 2 node(s) didn't satisfy plugin(s) [NodeAffinity]."
+    else:
+        raise AssertionError("expected a FitError")
+    # two name requirements in one term are ANDed: nothing can match
+    conflict = _pinned("conflict", ["a"])
+    term = conflict["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]  # type: ignore[index]
+    term["nodeSelectorTerms"][0]["matchFields"].append(
+        {"key": "metadata.name", "operator": "In", "values": ["b"]}
+    )
+    try:
+        algo(c).schedule(pinfo(conflict))
+    except FitError as err:
+        assert err.message() == "0/2 nodes are available: pod affinity terms conflict."
+    else:
+        raise AssertionError("expected a FitError")
+
+
+def test_a_term_without_name_fields_keeps_all_nodes() -> None:
+    c = cache_with([node("a", labels={"zone": "z1"}), node("b", labels={"zone": "z2"})])
+    labels_term = {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z2"]}]}
+    p = _pinned("mixed", ["a"])
+    terms = p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]  # type: ignore[index]
+    terms["nodeSelectorTerms"].append(labels_term)
+    result = algo(c).schedule(pinfo(p))
+    assert result.evaluated == 2 and result.feasible == 2
+
+
+def _assert_scores_current(a: Algorithm, shape_pod: object) -> None:
+    """Every cached verdict equals a fresh computation over the current arrays."""
+    assert isinstance(shape_pod, PodInfo)
+    r = shape_pod.requests
+    scores = a.snap.scores_for((r.cpu, r.memory, r.ephemeral, shape_pod.nz_cpu, shape_pod.nz_mem))
+    assert len(scores) == len(a.snap)
+    for i, cached in enumerate(scores):
+        assert cached in (UNKNOWN, a._fit_and_score(shape_pod, i)), a.snap.nodes[i].name
+
+
+def test_score_cache_follows_assume_forget_and_node_changes() -> None:
+    c = cache_with([node(f"n{i}", cpu=str(1 + i % 3), memory=f"{2 + i % 4}Gi") for i in range(12)])
+    a = algo(c, seed=7)
+    shape = pinfo(pod("shape", cpu="300m", memory="700Mi"))
+    placed: list[str] = []
+    for k in range(40):
+        p = pinfo(pod(f"p{k}", cpu="300m", memory="700Mi"))
+        with contextlib.suppress(FitError):
+            placed.append(c.assume(p, a.schedule(p).node).key)
+        if k % 7 == 3 and placed:
+            c.forget(placed.pop(0))
+        if k == 10:
+            c.set_node(node("n3", cpu="16", memory="64Gi"))  # resized
+        if k == 15:
+            c.remove_node("n5")  # the last node's entries move into its slot
+        if k == 20:
+            c.set_node(node("late", cpu="8", memory="8Gi"))
+        if k == 25:
+            c.snapshot.nominate(pinfo(pod("big", cpu="2", priority=100)), "n1")
+        _assert_scores_current(a, shape)
+    # with the cache filled, the same shape still picks only top-scoring nodes
+    p = pinfo(pod("last", cpu="300m", memory="700Mi"))
+    state = CycleState()
+    a._pre_filter(state, p)
+    order = range(len(c.snapshot))
+    found, _ = a._fast_feasible(p, state, order, len(order))
+    totals = a._fast_scores(p, found)
+    top = {i for i, t in zip(found, totals, strict=True) if t == max(totals)}
+    assert a._one_pass(p, state, 0, len(order))[0] in top

@@ -23,7 +23,12 @@ from kubelite.api import errors
 from kubelite.api.podhealth import is_terminating, selector_of
 from kubelite.client.base import Client, Resource
 from kubelite.controllers import daemonset_plan as dp
-from kubelite.controllers.daemonset_nodes import add_default_tolerations, pin_to_node, target_node
+from kubelite.controllers.daemonset_nodes import (
+    EligibilityCache,
+    add_default_tolerations,
+    pin_to_node,
+    target_node,
+)
 from kubelite.controllers.history import (
     REVISION_HASH_LABEL,
     controller_ref_to,
@@ -56,6 +61,12 @@ REVISIONS = Resource("apps", "v1", "controllerrevisions")
 BURST = 250
 EXPECTATIONS_TIMEOUT = 60.0
 EXPECTATIONS_RECHECK = 5.0
+# A sync whose CPU passes (nodes and pods, not the API calls) took T >= SPACING_MIN_COST
+# seconds is followed by the next sync of the same set no sooner than SPACING_FACTOR * T
+# (at most SPACING_MAX) seconds later, as the ReplicaSet controller does.
+SPACING_FACTOR = 3.0
+SPACING_MIN_COST = 0.002
+SPACING_MAX = 1.0
 STATUS_FIELDS = (
     "observedGeneration",
     "desiredNumberScheduled",
@@ -117,8 +128,11 @@ class DaemonSetController:
         self.pods.add_handler(self._observe)
         self.revisions.add_handler(on_child)
         self.nodes.add_handler(self._on_node)
-        # ControllerExpectations: pod key -> (DaemonSet key, "add" | "delete", since)
-        self._expected: dict[str, tuple[str, str, float]] = {}
+        # ControllerExpectations, per DaemonSet: pod key -> ("add" | "delete", since); and
+        # pod key -> DaemonSet key, so a pod event finds its entry in O(1)
+        self._expected: dict[str, dict[str, tuple[str, float]]] = {}
+        self._expected_by_pod: dict[str, str] = {}
+        self._eligibility: dict[str, EligibilityCache] = {}
 
     async def start(self) -> None:
         self.ctrl.start()
@@ -130,28 +144,43 @@ class DaemonSetController:
     # ---------------------------------------------------------------- event handlers
 
     def _observe(self, key: str, old: Obj | None, new: Obj | None) -> None:
-        """A pod we created appeared, or one we deleted is going: lower the expectations."""
-        want = self._expected.get(key)
-        if want is None:
+        """A pod we created appeared, or one we deleted is going: lower the expectations
+        (``CreationObserved``/``DeletionObserved``); the last one requeues the DaemonSet."""
+        ds_key = self._expected_by_pod.get(key)
+        if ds_key is None:
             return
-        ds_key, op, _ = want
+        pending = self._expected.get(ds_key, {})
+        op = pending[key][0] if key in pending else ""
         if (op == "add" and new is not None) or (op == "delete" and (new is None or is_terminating(new))):
-            del self._expected[key]
-            if not any(v[0] == ds_key for v in self._expected.values()):
+            self._unexpect(key)
+            if ds_key not in self._expected:
                 self.ctrl.queue.add(ds_key)
 
     def _expect(self, ds_key: str, op: str, pod_keys: list[str]) -> None:
         now = time.monotonic()
+        pending = self._expected.setdefault(ds_key, {})
         for k in pod_keys:
-            self._expected[k] = (ds_key, op, now)
+            pending[k] = (op, now)
+            self._expected_by_pod[k] = ds_key
+
+    def _unexpect(self, pod_key: str) -> None:
+        ds_key = self._expected_by_pod.pop(pod_key, None)
+        pending = self._expected.get(ds_key) if ds_key is not None else None
+        if ds_key is None or pending is None:
+            return
+        pending.pop(pod_key, None)
+        if not pending:
+            del self._expected[ds_key]
 
     def _satisfied(self, ds_key: str) -> bool:
         """``SatisfiedExpectations``: nothing pending, or what is pending is too old."""
+        pending = self._expected.get(ds_key)
+        if not pending:
+            return True
         now = time.monotonic()
-        pending = [k for k, v in self._expected.items() if v[0] == ds_key]
-        if all(now - self._expected[k][2] > EXPECTATIONS_TIMEOUT for k in pending):
-            for k in pending:
-                del self._expected[k]
+        if all(now - since > EXPECTATIONS_TIMEOUT for _, since in pending.values()):
+            for k in list(pending):
+                self._unexpect(k)
             return True
         return False
 
@@ -163,9 +192,23 @@ class DaemonSetController:
 
     # ---------------------------------------------------------------- reconcile
 
+    def _space_syncs(self, key: str, cost: float) -> None:
+        """Hold the next sync of ``key`` back by SPACING_FACTOR times this one's CPU cost.
+
+        Every event of a DaemonSet's pods enqueues it, and a sync is a pass over all nodes
+        and pods: while thousands of pods are bound one by one, back-to-back passes that
+        find nothing to create or delete would starve the rest of the process.  Events
+        arriving meanwhile collapse into the one later sync (kube-controller-manager
+        coalesces them in its work queue the same way, only with much cheaper passes).
+        Cheap syncs are never held back.
+        """
+        if cost >= SPACING_MIN_COST:
+            self.ctrl.queue.not_before(key, min(SPACING_MAX, SPACING_FACTOR * cost))
+
     async def reconcile(self, key: str) -> float | None:
         ds = self.sets.get(key)
         if ds is None:
+            self._eligibility.pop(key, None)
             return None
         ds = with_kind(ds, "apps/v1", "DaemonSet")
         selector = (ds.get("spec") or {}).get("selector")
@@ -182,17 +225,23 @@ class DaemonSetController:
         )
         cur, old = await self._history(ds, revisions)
         hash_ = str(cur["metadata"]["labels"][REVISION_HASH_LABEL])
+        started = time.perf_counter()
         nodes = self.nodes.list()
+        elig = self._eligibility.setdefault(key, EligibilityCache()).compute(ds, nodes)
         pods = await claim_children(self.client, DAEMONSETS, ds, "DaemonSet", self.pods, PODS)
         node_pods = self._by_node(pods)
         now = time.time()
-        plan = dp.manage_plan(ds, nodes, node_pods, hash_, now)
+        plan = dp.manage_plan(ds, nodes, node_pods, hash_, now, elig)
         if plan.empty() and dp.strategy(ds) == "RollingUpdate":
-            plan = dp.rolling_update_plan(ds, nodes, node_pods, hash_, now)
+            plan = dp.rolling_update_plan(ds, nodes, node_pods, hash_, now, elig)
+        cost = time.perf_counter() - started
         more = await self._execute(key, ds, plan, hash_)
         await self._cleanup_history(ds, old)
+        started = time.perf_counter()
         node_pods = self._by_node(self.pods.by_index(OWNER_INDEX, ds["metadata"]["uid"]))
-        status = dp.compute_status(ds, nodes, node_pods, hash_, time.time())
+        status = dp.compute_status(ds, nodes, node_pods, hash_, time.time(), elig)
+        if plan.empty():  # a sync that creates or deletes is paced by its expectations instead
+            self._space_syncs(key, cost + time.perf_counter() - started)
         await self._write_status(ds, status)
         if more:
             return 0.0
@@ -295,7 +344,7 @@ class DaemonSetController:
             deleted = await asyncio.gather(*(self._delete_pod(ds, p) for p in plan.delete[:BURST]))
             for k, ok in zip(doomed, deleted, strict=True):
                 if not ok:
-                    self._expected.pop(k, None)
+                    self._unexpect(k)
         return len(plan.create_on) > BURST or len(plan.delete) > BURST
 
     async def _create_pods(self, key: str, ds: Obj, node_names: list[str], hash_: str) -> list[str]:

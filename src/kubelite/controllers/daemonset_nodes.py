@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubelite.api.podhealth import tolerates
@@ -145,6 +146,43 @@ def should_run(node: Obj, ds: Obj, pod_spec: Obj | None = None) -> tuple[bool, b
     if untolerated(taints, tolerations, ("NoSchedule", "NoExecute")) is not None:
         return False, untolerated(taints, tolerations, ("NoExecute",)) is None
     return True, True
+
+
+Eligibility = dict[str, tuple[bool, bool]]  # node name -> (should run, should continue running)
+
+
+@dataclass
+class EligibilityCache:
+    """:func:`should_run` for every node, remembered between syncs of one DaemonSet.
+
+    The controller syncs a DaemonSet on every event of its pods (thousands while it rolls
+    out) and each sync needs every node's verdict; only a new pod template (generation)
+    or a changed Node object can change one.  Informer objects are replaced, never
+    mutated, so a node whose object is the same one as last time keeps its verdict.
+    """
+
+    template: tuple[str, int] = ("", -1)  # (DaemonSet uid, generation) of the verdicts
+    spec: Obj = field(default_factory=dict)
+    verdicts: dict[str, tuple[Obj, bool, bool]] = field(default_factory=dict)
+
+    def compute(self, ds: Obj, nodes: list[Obj]) -> Eligibility:
+        meta = ds.get("metadata") or {}
+        template = (str(meta.get("uid") or ""), int(meta.get("generation") or 0))
+        if template != self.template or not meta.get("generation"):
+            self.template, self.spec, self.verdicts = template, daemon_pod_spec(ds), {}
+        old, fresh = self.verdicts, {}
+        out: Eligibility = {}
+        for node in nodes:
+            name = str((node.get("metadata") or {}).get("name") or "")
+            hit = old.get(name)
+            if hit is not None and hit[0] is node:
+                run, keep = hit[1], hit[2]
+            else:
+                run, keep = should_run(node, ds, self.spec)
+            fresh[name] = (node, run, keep)
+            out[name] = (run, keep)
+        self.verdicts = fresh
+        return out
 
 
 def pin_to_node(pod_spec: Obj, node_name: str) -> None:

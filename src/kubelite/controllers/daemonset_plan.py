@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelite.api.podhealth import is_pod_ready, is_terminating, timestamp
-from kubelite.controllers.daemonset_nodes import daemon_pod_spec, should_run
+from kubelite.controllers.daemonset_nodes import Eligibility, daemon_pod_spec, should_run
 from kubelite.controllers.history import REVISION_HASH_LABEL
 
 Obj = dict[str, Any]
@@ -177,15 +177,28 @@ def _node_plan(ds: Obj, run: bool, keep: bool, pods: list[Obj], hash_: str, now:
     plan.delete.extend(p for p in pods if not is_terminating(p))
 
 
-def manage_plan(ds: Obj, nodes: list[Obj], node_pods: dict[str, list[Obj]], hash_: str, now: float) -> Plan:
+def eligibility(ds: Obj, nodes: list[Obj]) -> Eligibility:
+    """:func:`should_run` of every node (the controller keeps an :class:`EligibilityCache`)."""
+    spec = daemon_pod_spec(ds)
+    return {_name(n): should_run(n, ds, spec) for n in nodes}
+
+
+def manage_plan(
+    ds: Obj,
+    nodes: list[Obj],
+    node_pods: dict[str, list[Obj]],
+    hash_: str,
+    now: float,
+    elig: Eligibility | None = None,
+) -> Plan:
     """``manage``: per node (``podsShouldBeOnNode``), then pods on vanished nodes."""
     plan = Plan()
-    spec = daemon_pod_spec(ds)
+    elig = eligibility(ds, nodes) if elig is None else elig
     names = set()
     for node in nodes:
         name = _name(node)
         names.add(name)
-        run, keep = should_run(node, ds, spec)
+        run, keep = elig[name]
         pods = node_pods.get(name, [])
         if run and not pods:
             plan.create_on.append(name)
@@ -221,28 +234,33 @@ def _split_on_node(
 
 
 def _wanted_nodes(
-    ds: Obj, nodes: list[Obj], node_pods: dict[str, list[Obj]]
+    nodes: list[Obj], node_pods: dict[str, list[Obj]], elig: Eligibility
 ) -> tuple[dict[str, list[Obj]], int]:
-    spec = daemon_pod_spec(ds)
     out = dict(node_pods)
     desired = 0
     for node in nodes:
-        if should_run(node, ds, spec)[0]:
+        name = _name(node)
+        if elig[name][0]:
             desired += 1
-            out.setdefault(_name(node), [])
+            out.setdefault(name, [])
     return out, desired
 
 
 def rolling_update_plan(
-    ds: Obj, nodes: list[Obj], node_pods: dict[str, list[Obj]], hash_: str, now: float
+    ds: Obj,
+    nodes: list[Obj],
+    node_pods: dict[str, list[Obj]],
+    hash_: str,
+    now: float,
+    elig: Eligibility | None = None,
 ) -> Plan:
     """``rollingUpdate``: delete-then-create within maxUnavailable, or surge."""
-    node_pods, desired = _wanted_nodes(ds, nodes, node_pods)
+    elig = eligibility(ds, nodes) if elig is None else elig
+    node_pods, desired = _wanted_nodes(nodes, node_pods, elig)
     surge, unavailable_limit = max_surge_unavailable(ds, desired)
     if surge == 0:
         return _update_without_surge(ds, node_pods, hash_, now, unavailable_limit)
-    by_name = {_name(n): n for n in nodes}
-    return _update_with_surge(ds, node_pods, by_name, hash_, now, surge)
+    return _update_with_surge(ds, node_pods, elig, hash_, now, surge)
 
 
 def _update_without_surge(
@@ -271,7 +289,7 @@ def _update_without_surge(
 def _update_with_surge(
     ds: Obj,
     node_pods: dict[str, list[Obj]],
-    nodes: dict[str, Obj],
+    elig: Eligibility,
     hash_: str,
     now: float,
     surge_limit: int,
@@ -291,8 +309,8 @@ def _update_with_surge(
             continue
         if new is None:
             if not is_available(old, mrs, now):
-                node = nodes.get(name)
-                if node is None or not should_run(node, ds)[0]:
+                verdict = elig.get(name)
+                if verdict is None or not verdict[0]:
                     plan.delete.append(old)
                 else:
                     allowed.append(name)
@@ -311,14 +329,21 @@ def _update_with_surge(
 # ------------------------------------------------------------------ status
 
 
-def compute_status(ds: Obj, nodes: list[Obj], node_pods: dict[str, list[Obj]], hash_: str, now: float) -> Obj:
+def compute_status(
+    ds: Obj,
+    nodes: list[Obj],
+    node_pods: dict[str, list[Obj]],
+    hash_: str,
+    now: float,
+    elig: Eligibility | None = None,
+) -> Obj:
     """``updateDaemonSetStatus`` counts (observedGeneration and collisionCount added by the caller)."""
-    spec = daemon_pod_spec(ds)
+    elig = eligibility(ds, nodes) if elig is None else elig
     generation = template_generation(ds)
     mrs = min_ready(ds)
     desired = current = misscheduled = ready = available = updated = 0
     for node in nodes:
-        run, _ = should_run(node, ds, spec)
+        run = elig[_name(node)][0]
         pods = node_pods.get(_name(node), [])
         if not run:
             misscheduled += bool(pods)

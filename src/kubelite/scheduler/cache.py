@@ -86,6 +86,14 @@ class Cache:
             self.assumed.discard(key)
             self._unplace(key)
 
+    def confirm(self, key: str, obj: Obj) -> None:
+        """The informer saw an assumed pod bound as assumed: it is counted already, only
+        its object is now the API's (``cache.AddPod`` of an assumed pod)."""
+        self.assumed.discard(key)
+        pod = self.pods.get(key)
+        if pod is not None:
+            pod.obj = obj
+
     def is_assumed(self, key: str) -> bool:
         return key in self.assumed
 

@@ -39,6 +39,26 @@ def _same_pod_spec(old: Obj | None, new: Obj) -> bool:
     )
 
 
+def _is_binding_of(assumed: PodInfo, new: Obj) -> bool:
+    """True when ``new`` is the assumed pod as its binding left it: bound to the assumed
+    node, and nothing else the scheduler reads changed (so the parsed pod still holds)."""
+    old = assumed.obj
+    old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+    if new_spec.get("nodeName") != assumed.node_name or len(new_spec) != len(old_spec) + (
+        "nodeName" not in old_spec
+    ):
+        return False
+    if not all(k == "nodeName" or old_spec.get(k) == v for k, v in new_spec.items()):
+        return False
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    return (
+        om.get("labels") == nm.get("labels")
+        and om.get("deletionTimestamp") == nm.get("deletionTimestamp")
+        and (old.get("status") or {}).get("nominatedNodeName")
+        == (new.get("status") or {}).get("nominatedNodeName")
+    )
+
+
 class Handlers:
     def __init__(self, sched: Scheduler) -> None:
         self.s = sched
@@ -75,6 +95,10 @@ class Handlers:
         cached = s.cache.pods.get(key)
         if cached is not None and not s.cache.is_assumed(key) and _same_pod_spec(old, new):
             cached.obj = new
+            return
+        if cached is not None and s.cache.is_assumed(key) and _is_binding_of(cached, new):
+            s.cache.confirm(key, new)  # the binding landed: no need to parse the pod again
+            s.event(fw.ASSIGNED_POD_UPDATE)
             return
         pod = self._parse(new)
         if pod is None:

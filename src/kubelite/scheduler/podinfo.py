@@ -208,7 +208,9 @@ def _affinity_term(term: Obj, namespace: str, labels: Mapping[str, str], weight:
 def _terms(
     block: Obj | None, kind: str, namespace: str, labels: Mapping[str, str]
 ) -> tuple[AffinityTerm, ...]:
-    raw = (block or {}).get(kind) or []
+    raw = (block or {}).get(kind)
+    if not raw:
+        return ()
     if kind.startswith("preferred"):
         return tuple(
             _affinity_term(w.get("podAffinityTerm") or {}, namespace, labels, int(w.get("weight") or 0))

@@ -18,6 +18,12 @@ SYSTEM_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical":
 class Priorities:
     def __init__(self, informer: Informer | None) -> None:
         self.informer = informer
+        self._default: int | None = None  # the globalDefault value, until a class changes
+        if informer is not None:
+            informer.add_handler(self._class_changed)
+
+    def _class_changed(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        self._default = None
 
     def resolve(self, pod: Obj) -> int | None:
         spec = pod.get("spec") or {}
@@ -35,11 +41,10 @@ class Priorities:
         return int(pc.get("value") or 0) if pc else 0
 
     def _global_default(self) -> int:
+        """The lowest ``globalDefault`` class value (0 without one), kept until a class changes."""
         if self.informer is None:
             return 0
-        best: int | None = None
-        for pc in self.informer.list():
-            if pc.get("globalDefault"):
-                v = int(pc.get("value") or 0)
-                best = v if best is None else min(best, v)
-        return best or 0
+        if self._default is None:
+            values = [int(pc.get("value") or 0) for pc in self.informer.list() if pc.get("globalDefault")]
+            self._default = min(values, default=0)
+        return self._default

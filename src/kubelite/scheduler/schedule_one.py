@@ -35,7 +35,7 @@ from kubelite.scheduler.framework import (
 from kubelite.scheduler.nodeinfo import NodeInfo
 from kubelite.scheduler.plugins import PluginSet
 from kubelite.scheduler.podinfo import PodInfo
-from kubelite.scheduler.snapshot import Snapshot
+from kubelite.scheduler.snapshot import MISFIT, UNKNOWN, Snapshot
 
 MIN_FEASIBLE_NODES = 100
 MIN_FEASIBLE_PERCENTAGE = 5
@@ -175,26 +175,41 @@ class Algorithm:
         diagnosis = Diagnosis()
         self._feasible(pod, state, self._order(allowed, 0), len(snap), diagnosis)
         if allowed is not None:
-            narrowed = unresolvable("", f"node(s) didn't satisfy plugin(s) [{state.data.get('narrowed_by')}]")
+            plugins: list[str] = state.data.get("narrowed_by", [])
+            narrowed = unresolvable("", f"node(s) didn't satisfy plugin(s) [{' '.join(sorted(plugins))}]")
             for ni in snap.nodes:
                 diagnosis.statuses.setdefault(ni.name, narrowed)
+            diagnosis.rejected_by.update(plugins)
         return FitError(pod, len(snap), diagnosis, state)
 
     # ------------------------------------------------------------------ filters
 
     def _pre_filter(self, state: CycleState, pod: PodInfo) -> frozenset[str] | None:
+        """``RunPreFilterPlugins``: a rejection rejects every node; PreFilterResults that
+        narrow the nodes are intersected, and an empty intersection rejects the pod."""
         allowed: frozenset[str] | None = None
+        narrowing: list[str] = []
         for pl in self.plugins.pre_filter:
             result, status = pl.pre_filter(state, pod, self.snap)
             if status is not None and status.code != Code.SUCCESS:
                 status.plugin = status.plugin or pl.name
-                d = Diagnosis(pre_filter_msg=status.message, rejected_by={pl.name})
-                d.statuses = {ni.name: status for ni in self.snap.nodes}
-                raise FitError(pod, len(self.snap), d, state)
+                raise self._reject_all(pod, state, status, {pl.name, *narrowing})
             if result is not None and result.node_names is not None:
                 allowed = result.node_names if allowed is None else allowed & result.node_names
-                state.data["narrowed_by"] = pl.name
+                narrowing.append(pl.name)
+                state.data["narrowed_by"] = narrowing
+                if not allowed:
+                    msg = f"node(s) didn't satisfy plugin(s) [{' '.join(narrowing)}] simultaneously"
+                    if len(narrowing) == 1:
+                        msg = f"node(s) didn't satisfy plugin {narrowing[0]}"
+                    raise self._reject_all(pod, state, unresolvable(pl.name, msg), set(narrowing))
         return allowed
+
+    def _reject_all(self, pod: PodInfo, state: CycleState, status: Status, plugins: set[str]) -> FitError:
+        """A PreFilter verdict for every node: the FitError that carries it."""
+        d = Diagnosis(pre_filter_msg=status.message, rejected_by=plugins)
+        d.statuses = {ni.name: status for ni in self.snap.nodes}
+        return FitError(pod, len(self.snap), d, state)
 
     def _active_filters(self, state: CycleState) -> set[str]:
         return {pl.name for pl in self.plugins.filter if pl.name not in state.skip_filter}
@@ -285,89 +300,71 @@ class Algorithm:
 
     def _fast_scores(self, pod: PodInfo, found: list[int]) -> list[int]:
         """LeastAllocated + BalancedAllocation (weights 1 and 1) straight off the arrays."""
+        return [self._resource_score(pod, i) for i in found]
+
+    def _resource_score(self, pod: PodInfo, i: int) -> int:
+        """NodeResourcesFit's LeastAllocated + BalancedAllocation of node ``i`` (weights 1, 1)."""
         s = self.snap
-        ac, am, nzc, nzm, rqc, rqm = s.alloc_cpu, s.alloc_mem, s.nz_cpu, s.nz_mem, s.req_cpu, s.req_mem
-        pc, pm = pod.nz_cpu, pod.nz_mem
-        rc, rm = pod.requests.cpu, pod.requests.memory
-        out = []
-        for i in found:
-            a_cpu, a_mem = ac[i], am[i]
-            if a_cpu == 0 or a_mem == 0:
-                out.append(0)
-                continue
-            uc, um = nzc[i] + pc, nzm[i] + pm
-            la = ((a_cpu - uc) * MAX_NODE_SCORE // a_cpu if uc <= a_cpu else 0) + (
-                (a_mem - um) * MAX_NODE_SCORE // a_mem if um <= a_mem else 0
-            )
-            f1 = (rqc[i] + rc) / a_cpu
-            f2 = (rqm[i] + rm) / a_mem
-            f1 = 1.0 if f1 > 1.0 else f1
-            f2 = 1.0 if f2 > 1.0 else f2
-            out.append(la // 2 + int((1 - abs(f1 - f2) / 2) * MAX_NODE_SCORE))
-        return out
+        a_cpu, a_mem = s.alloc_cpu[i], s.alloc_mem[i]
+        if a_cpu <= 0 or a_mem <= 0:
+            return 0
+        uc, um = s.nz_cpu[i] + pod.nz_cpu, s.nz_mem[i] + pod.nz_mem
+        la = ((a_cpu - uc) * MAX_NODE_SCORE // a_cpu if uc <= a_cpu else 0) + (
+            (a_mem - um) * MAX_NODE_SCORE // a_mem if um <= a_mem else 0
+        )
+        f1 = min((s.req_cpu[i] + pod.requests.cpu) / a_cpu, 1.0)
+        f2 = min((s.req_mem[i] + pod.requests.memory) / a_mem, 1.0)
+        return la // 2 + int((1 - abs(f1 - f2) / 2) * MAX_NODE_SCORE)
+
+    def _fit_and_score(self, pod: PodInfo, i: int) -> int:
+        """The score cache entry of node ``i``: MISFIT when the requests do not fit (a zero
+        request always fits), else :meth:`_resource_score`."""
+        s = self.snap
+        r = pod.requests
+        if (
+            s.free_pods[i] < 1
+            or s.free_cpu[i] < (r.cpu or _NO_REQUEST)
+            or s.free_mem[i] < (r.memory or _NO_REQUEST)
+            or s.free_eph[i] < (r.ephemeral or _NO_REQUEST)
+        ):
+            return MISFIT
+        return self._resource_score(pod, i)
 
     def _one_pass(self, pod: PodInfo, state: CycleState, start: int, want: int) -> tuple[int, int, int]:
-        """Filter and score in one sweep over the arrays (resource-only pod, no other scorer active).
+        """Filter and score in one sweep from ``start`` (resource-only pod, no other scorer active).
 
         Returns (best node index or -1, feasible nodes found, nodes processed).  Computes
-        exactly NodeResourcesFit + LeastAllocated + BalancedAllocation, ties broken at random.
+        exactly NodeResourcesFit + LeastAllocated + BalancedAllocation, ties broken at
+        random; verdicts come from the snapshot's cache for the pod's request shape, so
+        only nodes that changed since the last pod of that shape are computed again.
         """
         s = self.snap
-        n = len(s)
         r = pod.requests
-        rc, rm, re = r.cpu or _NO_REQUEST, r.memory or _NO_REQUEST, r.ephemeral or _NO_REQUEST
-        pc, pm, qc, qm = pod.nz_cpu, pod.nz_mem, r.cpu, r.memory
+        cache = s.scores_for((r.cpu, r.memory, r.ephemeral, pod.nz_cpu, pod.nz_mem))
+        plain, nodes = s.plain, s.nodes
         found = processed = 0
         best_score = -1
         ties: list[int] = []
-        pos = start
-        while processed < n and found < want:
-            end = min(pos + max(want - found, 16), n, pos + n - processed)
-            for i, plain, fp, fc, fm, fe, ac, am, zc, zm, uc, um in zip(
-                range(pos, end),
-                s.plain[pos:end],
-                s.free_pods[pos:end],
-                s.free_cpu[pos:end],
-                s.free_mem[pos:end],
-                s.free_eph[pos:end],
-                s.alloc_cpu[pos:end],
-                s.alloc_mem[pos:end],
-                s.nz_cpu[pos:end],
-                s.nz_mem[pos:end],
-                s.req_cpu[pos:end],
-                s.req_mem[pos:end],
-                strict=True,
-            ):
-                processed += 1
-                if plain:
-                    if fp < 1 or fc < rc or fm < rm or fe < re:
-                        continue
-                elif self.run_filters(state, pod, s.nodes[i]) is not None:
+        for i in chain(range(start, len(nodes)), range(start)):
+            processed += 1
+            score = cache[i]
+            if score == UNKNOWN:
+                score = cache[i] = self._fit_and_score(pod, i)
+            if plain[i]:
+                if score < 0:
                     continue
-                found += 1
-                if ac <= 0 or am <= 0:
-                    score = 0
-                else:
-                    zc += pc
-                    zm += pm
-                    la = ((ac - zc) * MAX_NODE_SCORE // ac if zc <= ac else 0) + (
-                        (am - zm) * MAX_NODE_SCORE // am if zm <= am else 0
-                    )
-                    f1 = (uc + qc) / ac
-                    f2 = (um + qm) / am
-                    if f1 > 1.0:
-                        f1 = 1.0
-                    if f2 > 1.0:
-                        f2 = 1.0
-                    score = la // 2 + int((1 - abs(f1 - f2) / 2) * MAX_NODE_SCORE)
-                if score > best_score:
-                    best_score = score
-                    ties = [i]
-                elif score == best_score:
-                    ties.append(i)
-                if found >= want:
-                    break
-            pos = end % n
+            elif self.run_filters(state, pod, nodes[i]) is not None:
+                continue
+            elif score < 0:  # fits once the filters' view (nominated pods) is taken into account
+                score = self._resource_score(pod, i)
+            found += 1
+            if score > best_score:
+                best_score = score
+                ties = [i]
+            elif score == best_score:
+                ties.append(i)
+            if found >= want:
+                break
         if not ties:
             return -1, 0, processed
         return (ties[0] if len(ties) == 1 else self.rng.choice(ties)), found, processed

@@ -7,12 +7,23 @@ whenever a node's numbers change.  Alongside the NodeInfo list it keeps parallel
 (free cpu/memory/ephemeral/pod slots, allocatable, non-zero requests and a "plain" flag
 for nodes without taints, cordon or nominated pods), so the common case - a pod that only
 asks for resources - is filtered and scored with plain list indexing.
+
+For such pods it also remembers, per request shape (cpu, memory, ephemeral storage and
+the non-zero cpu/memory the scorers use), each node's NodeResourcesFit + LeastAllocated +
+BalancedAllocation verdict: a pod placed on a node changes that one node's numbers, so
+the next pod of the same shape - a Deployment's, a Job's - finds every other node's score
+ready (an entry is dropped whenever :meth:`refresh` runs for its node).
 """
 
 from __future__ import annotations
 
 from kubelite.scheduler.nodeinfo import NodeInfo
 from kubelite.scheduler.podinfo import PodInfo
+
+UNKNOWN = -2  # score cache: not computed since the node last changed
+MISFIT = -1  # score cache: the pod's requests do not fit the node
+MAX_SHAPES = 16  # request shapes whose scores are kept (least recently used dropped)
+Shape = tuple[int, int, int, int, int]
 
 
 class Snapshot:
@@ -35,6 +46,7 @@ class Snapshot:
         self.anti_affinity: dict[str, tuple[PodInfo, NodeInfo]] = {}
         self.nominated: dict[str, dict[str, PodInfo]] = {}  # node -> pods nominated to it
         self.nominated_node: dict[str, str] = {}  # pod key -> node it is nominated to
+        self._scores: dict[Shape, list[int]] = {}  # request shape -> score per node index
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -46,6 +58,8 @@ class Snapshot:
         for arr in self._arrays():
             arr.append(0)
         self.plain.append(False)
+        for scores in self._scores.values():
+            scores.append(UNKNOWN)
         self.prefer_taint_nodes += ni.prefer_taints
         self.refresh(ni)
 
@@ -62,6 +76,9 @@ class Snapshot:
             arr.pop()
         self.plain[i] = self.plain[-1]
         self.plain.pop()
+        for scores in self._scores.values():
+            scores[i] = scores[-1]
+            scores.pop()
         self.by_name.pop(ni.name, None)
         self.prefer_taint_nodes -= ni.prefer_taints
         ni.index = -1
@@ -86,6 +103,19 @@ class Snapshot:
         self.nz_cpu[i] = ni.nz_cpu
         self.nz_mem[i] = ni.nz_mem
         self.plain[i] = not (ni.unschedulable or ni.blocking_taints or ni.name in self.nominated)
+        for scores in self._scores.values():
+            scores[i] = UNKNOWN
+
+    def scores_for(self, shape: Shape) -> list[int]:
+        """The per-node score cache of one request shape (UNKNOWN entries are filled by
+        the caller); the least recently used shape is dropped beyond MAX_SHAPES."""
+        scores = self._scores.pop(shape, None)
+        if scores is None:
+            scores = [UNKNOWN] * len(self.nodes)
+            if len(self._scores) >= MAX_SHAPES:
+                del self._scores[next(iter(self._scores))]
+        self._scores[shape] = scores
+        return scores
 
     def _arrays(self) -> tuple[list[int], ...]:
         return (
