@@ -10,8 +10,16 @@ simulated kubelets in one process):
    time until the Deployment reports R available replicas (``kubectl rollout status``
    would return then).
 
+With ``--split`` (clearly not what ``up`` users run) the simulated nodes come from a
+separate ``kubelite simulate`` process against ``kubelite up`` without them, and both
+processes' CPU is reported (``server_cpu_s`` is then the control plane alone).
+
+Besides the times it reports the server's CPU per pod, the store writes per pod (the
+global revision moved; 3 pod writes at best, plus Lease renewals, events and status
+writes of the ReplicaSet and Deployment) and the pod events per pod the watch saw.
+
 Usage: python bench/deployment_scale.py [--nodes 1000] [--replicas 10000]
-       [--start-delay 0.5] [--timeout 300]
+       [--start-delay 0.5] [--timeout 300] [--split]
 """
 
 from __future__ import annotations
@@ -19,13 +27,16 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import shutil
 import ssl
+import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-from common import machine, start_server
+from common import Server, machine, spawn_until_ready, start_server
 
 NS = "deploy-scale"
 
@@ -63,6 +74,11 @@ class RunningWatcher:
         self.api = api
         self.rv = resource_version
         self.running: set[str] = set()
+        self.created: set[str] = set()
+        self.bound: set[str] = set()
+        self.created_at: list[float] = []  # when each pod was first seen, then first seen bound
+        self.bound_at: list[float] = []
+        self.events = 0
         self.first: float | None = None
         self.last = 0.0
         self.lock = threading.Lock()
@@ -92,6 +108,9 @@ class RunningWatcher:
         name = pod["metadata"]["name"]
         now = time.monotonic()
         with self.lock:
+            self.events += ev["type"] != "BOOKMARK"
+            if ev["type"] != "DELETED":
+                self._stages(name, pod, now)
             if ev["type"] != "DELETED" and (pod.get("status") or {}).get("phase") == "Running":
                 if name not in self.running:
                     self.running.add(name)
@@ -99,6 +118,14 @@ class RunningWatcher:
                     self.last = now
             else:
                 self.running.discard(name)
+
+    def _stages(self, name: str, pod: dict[str, Any], now: float) -> None:
+        if name not in self.created:
+            self.created.add(name)
+            self.created_at.append(now)
+        if name not in self.bound and (pod.get("spec") or {}).get("nodeName"):
+            self.bound.add(name)
+            self.bound_at.append(now)
 
     def count(self) -> int:
         with self.lock:
@@ -141,60 +168,114 @@ def wait_nodes(api: Api, nodes: int, timeout: float) -> float:
     raise TimeoutError(f"{nodes} nodes were not registered in {timeout}s")
 
 
-def run(nodes: int, replicas: int, start_delay: float, timeout: float) -> dict[str, Any]:
-    server = start_server(
-        None, "--simulated-nodes", str(nodes), "--simulated-pod-start-delay", str(start_delay)
-    )
+def start_simulator(server: Server, nodes: int, start_delay: float) -> subprocess.Popen[str]:
+    """``kubelite simulate`` against ``server`` (the ``--split`` variant)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "kubelite.cli",
+        "simulate",
+        "--kubeconfig",
+        str(server.data_dir / "kubeconfig.yaml"),
+        "--nodes",
+        str(nodes),
+        "--simulated-pod-start-delay",
+        str(start_delay),
+    ]
+    return spawn_until_ready(cmd, 600, "simulator")[0]
+
+
+def process_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(nodes: int, replicas: int, start_delay: float, timeout: float, split: bool) -> dict[str, Any]:
+    sim_flags = ["--simulated-nodes", str(nodes), "--simulated-pod-start-delay", str(start_delay)]
+    server = start_server(None, *(["--no-agent"] if split else sim_flags))
+    sim = start_simulator(server, nodes, start_delay) if split else None
     try:
-        api = Api(server.port, server.token, server.ca)
-        nodes_after = wait_nodes(api, nodes, 300)
-        api.call(
-            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-        )
-        _, listing = api.call("GET", f"/api/v1/namespaces/{NS}/pods")
-        watcher = RunningWatcher(api, listing["metadata"]["resourceVersion"])
-        cpu0 = server.cpu_seconds()
-        t0 = time.monotonic()
-        status, _ = api.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", deployment(replicas))
-        assert status == 201, status
-        next_report = 5.0
-        while watcher.count() < replicas:
-            elapsed = time.monotonic() - t0
-            if elapsed > timeout:
-                return {
-                    "nodes": nodes,
-                    "replicas": replicas,
-                    "timed_out_s": timeout,
-                    "running": watcher.count(),
-                }
-            if elapsed >= next_report:
-                print(f"{elapsed:6.1f}s running={watcher.count()}", file=sys.stderr, flush=True)
-                next_report += 5.0
-            time.sleep(0.1)
-        all_running = watcher.last - t0
-        available_after = None
-        while time.monotonic() - t0 < timeout:
-            _, dep = api.call("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/scale")
-            if (dep.get("status") or {}).get("availableReplicas") == replicas:
-                available_after = time.monotonic() - t0
-                break
-            time.sleep(0.2)
-        return {
-            "nodes": nodes,
-            "replicas": replicas,
-            "pod_start_delay_s": start_delay,
-            "nodes_registered_s": round(nodes_after, 2),
-            "first_pod_running_s": round((watcher.first or t0) - t0, 2),
-            "all_pods_running_s": round(all_running, 2),
-            "pods_running_per_s": round(replicas / all_running, 1),
-            "deployment_available_s": round(available_after, 2) if available_after else None,
-            "server_cpu_s": round(server.cpu_seconds() - cpu0, 1),
-            "server_rss_mb": round(server.rss_mb()),
-            "target_met": all_running <= 30,
-            **machine(),
-        }
+        result = measure(server, sim, nodes, replicas, timeout)
+        return {"mode": "split" if split else "up", "pod_start_delay_s": start_delay, **result, **machine()}
     finally:
+        if sim is not None:
+            sim.terminate()
+            sim.wait(30)
         server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+def measure(
+    server: Server, sim: subprocess.Popen[str] | None, nodes: int, replicas: int, timeout: float
+) -> dict[str, Any]:
+    api = Api(server.port, server.token, server.ca)
+    nodes_after = wait_nodes(api, nodes, 300)
+    api.call(
+        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+    )
+    _, listing = api.call("GET", f"/api/v1/namespaces/{NS}/pods")
+    rv0 = int(listing["metadata"]["resourceVersion"])
+    watcher = RunningWatcher(api, listing["metadata"]["resourceVersion"])
+    cpu0 = server.cpu_seconds()
+    sim_cpu0 = process_cpu(sim.pid) if sim is not None else 0.0
+    t0 = time.monotonic()
+    status, _ = api.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", deployment(replicas))
+    assert status == 201, status
+    if not wait_running(watcher, replicas, t0, timeout):
+        return {"nodes": nodes, "replicas": replicas, "timed_out_s": timeout, "running": watcher.count()}
+    all_running = watcher.last - t0
+    available_after = wait_available(api, replicas, t0, timeout)
+    cpu_s = server.cpu_seconds() - cpu0
+    sim_cpu = {"simulator_cpu_s": round(process_cpu(sim.pid) - sim_cpu0, 1)} if sim is not None else {}
+    _, listing = api.call("GET", f"/api/v1/namespaces/{NS}/pods?limit=1")
+    writes = int(listing["metadata"]["resourceVersion"]) - rv0
+    return {
+        "nodes": nodes,
+        "replicas": replicas,
+        "nodes_registered_s": round(nodes_after, 2),
+        "first_pod_running_s": round((watcher.first or t0) - t0, 2),
+        # pipeline stages: when the last pod was created and bound (creates crowding out
+        # binds and starts show as a late bound time)
+        "all_pods_created_s": round(watcher.created_at[replicas - 1] - t0, 2),
+        "all_pods_bound_s": round(watcher.bound_at[replicas - 1] - t0, 2),
+        "all_pods_running_s": round(all_running, 2),
+        "pods_running_per_s": round(replicas / all_running, 1),
+        "deployment_available_s": round(available_after, 2) if available_after else None,
+        "server_cpu_s": round(cpu_s, 1),
+        "server_cpu_ms_per_pod": round(1000 * cpu_s / replicas, 2),
+        # every write the store took meanwhile (global revision), and the pod events the
+        # namespace watch saw (create, bind, status: 3 per pod at best)
+        "store_writes_per_pod": round(writes / replicas, 2),
+        "pod_events_per_pod": round(watcher.events / replicas, 2),
+        **sim_cpu,
+        "server_rss_mb": round(server.rss_mb()),
+        "target_met": all_running <= 30,
+    }
+
+
+def wait_running(watcher: RunningWatcher, replicas: int, t0: float, timeout: float) -> bool:
+    """Until ``replicas`` pods are Running (progress every 5 s on stderr); False on time-out."""
+    next_report = 5.0
+    while watcher.count() < replicas:
+        elapsed = time.monotonic() - t0
+        if elapsed > timeout:
+            return False
+        if elapsed >= next_report:
+            print(f"{elapsed:6.1f}s running={watcher.count()}", file=sys.stderr, flush=True)
+            next_report += 5.0
+        time.sleep(0.1)
+    return True
+
+
+def wait_available(api: Api, replicas: int, t0: float, timeout: float) -> float | None:
+    """Seconds from ``t0`` until the Deployment reports ``replicas`` available."""
+    while time.monotonic() - t0 < timeout:
+        _, dep = api.call("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/scale")
+        if (dep.get("status") or {}).get("availableReplicas") == replicas:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    return None
 
 
 def main() -> None:
@@ -203,8 +284,9 @@ def main() -> None:
     p.add_argument("--replicas", type=int, default=10000)
     p.add_argument("--start-delay", type=float, default=0.5, help="--simulated-pod-start-delay")
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--split", action="store_true", help="simulated nodes from a separate `kubelite simulate`")
     args = p.parse_args()
-    print(json.dumps(run(args.nodes, args.replicas, args.start_delay, args.timeout), indent=2))
+    print(json.dumps(run(args.nodes, args.replicas, args.start_delay, args.timeout, args.split), indent=2))
 
 
 if __name__ == "__main__":

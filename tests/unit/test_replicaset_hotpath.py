@@ -15,12 +15,15 @@ from hypothesis import strategies as st
 
 from kubelite.api.selectors import LabelSelector, Operator, Requirement, from_label_selector_dict
 from kubelite.client.base import Resource
-from kubelite.controllers.replicaset import count_pods
+from kubelite.controllers.replicaset import REPLICASET, ReplicaSetController, count_pods
 from kubelite.machinery import controller_utils as cu
+from kubelite.machinery.informer import Informer
+from kubelite.machinery.ownedpods import Claim, OwnedPods
 from kubelite.machinery.workqueue import WorkQueue
 
 Obj = dict[str, Any]
 PODS = Resource("", "v1", "pods")
+RS = Resource("apps", "v1", "replicasets")
 KEYS = st.sampled_from(["app", "tier", "env"])
 VALUES = st.sampled_from(["a", "b", "c"])
 LABELS = st.dictionaries(KEYS, VALUES, max_size=3)
@@ -174,5 +177,166 @@ def test_not_before_holds_a_key_back_and_coalesces_adds() -> None:
         q.add("ns/hot")  # the wait is over: queued at once
         assert await asyncio.wait_for(q.get(), 0.05) == "ns/hot"
         assert len(q) == 0
+
+    asyncio.run(body())
+
+
+# ---------------------------------------------------------------------------- OwnedPods
+
+POD_NAMES = st.sampled_from([f"p{i}" for i in range(6)])
+OWNERS = st.sampled_from(["rs", "other", None])
+PHASES = st.sampled_from(["Pending", "Running", "Succeeded", "Failed"])
+POD_EVENTS = st.lists(
+    st.tuples(
+        POD_NAMES, st.one_of(st.none(), st.tuples(LABELS, OWNERS, PHASES, st.booleans(), st.booleans()))
+    ),
+    max_size=40,
+)
+CLAIMS = st.tuples(LABELS, LABELS, st.booleans())
+
+
+def _event_pod(name: str, spec: tuple[dict[str, str], str | None, str, bool, bool]) -> Obj:
+    labels, owner, phase, ready, deleting = spec
+    extra: Obj = {"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {}
+    pod = _pod(name, labels, owner, **extra)
+    pod["status"] = {
+        "phase": phase,
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    return pod
+
+
+def _full_claim(cache: Any, owner: Obj, selector: LabelSelector, template: dict[str, str]) -> tuple[Any, ...]:
+    """What a full re-scan (FilterActivePods + ClaimPods over the owned index) gives."""
+    client = PatchClient()
+
+    async def can_adopt() -> bool:
+        return True
+
+    candidates = cache.by_index(cu.OWNER_INDEX, "rs")
+    claimer = cu.Claimer(client, PODS, owner, {}, selector, can_adopt)  # type: ignore[arg-type]
+    pods = asyncio.run(claimer.claim(candidates, only_active=True))
+    labeled, ready, _ = count_pods(pods, template, 0, 0.0)
+    return sorted(cu.key_of(p) for p in pods), sorted(name for name, _ in client.patches), labeled, ready
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(CLAIMS, min_size=1, max_size=2),
+    st.lists(st.tuples(POD_EVENTS, st.integers(0, 9)), min_size=1, max_size=6),
+)
+def test_owned_pods_agree_with_a_full_rescan(claims: list[Any], rounds: list[tuple[list[Any], int]]) -> None:
+    """Whatever the pod events and owner changes, the tally after each sync is what a
+    full claim over the owned pods would return (claimed keys, releases, counts)."""
+    cache = Informer(None, PODS)  # type: ignore[arg-type]
+    cu.add_workload_indexes(cache)
+    owned_pods = OwnedPods(cache)
+    cache.add_handler(owned_pods.observe)
+    for events, pick in rounds:
+        match, template, deleting = claims[pick % len(claims)]
+        for name, spec in events:
+            key = f"default/{name}"
+            cache._set(key, None if spec is None else _event_pod(name, spec))
+        meta: Obj = {"name": "rs", "namespace": "default", "uid": "rs"}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        selector = from_label_selector_dict({"matchLabels": match}) if match else LabelSelector.everything()
+        claim = Claim(selector, tuple(sorted(template.items())), deleting)
+        got = owned_pods.sync("rs", claim, cu.compile_selector(selector))
+        want = _full_claim(cache, {"metadata": meta}, selector, template)
+        assert (
+            sorted(got.pods),
+            sorted(k.split("/")[1] for k in got.stray),
+            len(got.labeled),
+            len(got.ready),
+        ) == (
+            want[0],
+            want[1],
+            want[2],
+            want[3],
+        )
+        for key, pod in got.pods.items():
+            assert cache.get(key) is pod  # the cached object, not a stale copy
+
+
+def test_owned_pods_sync_reads_only_marked_keys() -> None:
+    cache = Informer(None, PODS)  # type: ignore[arg-type]
+    cu.add_workload_indexes(cache)
+    owned_pods = OwnedPods(cache)
+    cache.add_handler(owned_pods.observe)
+    for i in range(50):
+        cache._set(f"default/p{i}", _event_pod(f"p{i}", ({"app": "web"}, "rs", "Running", False, False)))
+    sel = from_label_selector_dict({"matchLabels": {"app": "web"}})
+    claim = Claim(sel, (("app", "web"),), False)
+    first = owned_pods.sync("rs", claim, cu.compile_selector(sel))
+    assert len(first.pods) == 50 and not first.ready
+    cache._set("default/p7", _event_pod("p7", ({"app": "web"}, "rs", "Running", True, False)))
+    reads: list[str] = []
+    real_get = cache.get
+    cache.get = lambda key: reads.append(key) or real_get(key)  # type: ignore[method-assign]
+    again = owned_pods.sync("rs", claim, cu.compile_selector(sel))
+    assert again is first and reads == ["default/p7"] and again.ready == {"default/p7"}
+
+
+# ---------------------------------------------------------------------------- sync
+
+
+class StatusClient:
+    """Records status updates (the only write a sync of a full, settled set makes)."""
+
+    def __init__(self) -> None:
+        self.updates: list[Obj] = []
+
+    async def update(self, resource: Resource, ns: str, body: Obj, subresource: str = "") -> Obj:
+        self.updates.append(body["status"])
+        return body
+
+
+class NoEvents:
+    def event(self, *_: Any) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+
+def _ready_pod(i: int, ready: bool) -> Obj:
+    pod = _pod(f"web-{i}", {"app": "web"}, "rs-uid")
+    pod["status"] = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    return pod
+
+
+def test_sync_counts_from_events_and_spaces_syncs_after_a_status_write() -> None:
+    async def body() -> None:
+        client = StatusClient()
+        sets, pods = Informer(client, RS), Informer(client, PODS)  # type: ignore[arg-type]
+        ctl = ReplicaSetController(client, REPLICASET, sets, pods, NoEvents())  # type: ignore[arg-type]
+        rs: Obj = {
+            "metadata": {"name": "rs", "namespace": "default", "uid": "rs-uid", "generation": 1},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}},
+            },
+        }
+        sets._set("default/rs", rs)
+        for i in range(3):
+            pods._set(f"default/web-{i}", _ready_pod(i, False))
+        await ctl._reconcile("default/rs")
+        assert client.updates[-1] == {"replicas": 3, "fullyLabeledReplicas": 3, "observedGeneration": 1}
+        assert "default/rs" in ctl.ctrl.queue._not_before  # held back after the write
+        sets._set("default/rs", {**rs, "status": client.updates[-1]})
+        pods._set("default/web-1", _ready_pod(1, True))
+        ctl.ctrl.queue._not_before.clear()
+        await ctl._reconcile("default/rs")
+        assert client.updates[-1]["readyReplicas"] == 1 and client.updates[-1]["availableReplicas"] == 1
+        sets._set("default/rs", {**rs, "status": client.updates[-1]})
+        ctl.ctrl.queue._not_before.clear()
+        writes = len(client.updates)
+        await ctl._reconcile("default/rs")  # nothing changed: no write, no hold-back
+        assert len(client.updates) == writes and "default/rs" not in ctl.ctrl.queue._not_before
 
     asyncio.run(body())

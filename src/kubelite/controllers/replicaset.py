@@ -7,8 +7,14 @@ ReplicationControllers, through a selector/kind adapter):
   ownerReference (``blockOwnerDeletion``), in slow-start batches (1, 2, 4, ...) of at most
   ``burstReplicas`` (500) per sync; surplus pods are deleted in ``ActivePodsWithRanks``
   order (related pods on the same node counted across the owning Deployment's sets);
-* matching orphans are adopted and owned pods that stop matching are released;
+* matching orphans are adopted and owned pods that stop matching are released; the owned,
+  active pods and their status counts are kept current from pod events
+  (:class:`~kubelite.machinery.ownedpods.OwnedPods`), so a sync of a 10,000-pod set looks
+  at the pods that changed since the last one, not at all 10,000;
 * expectations keep a sync from acting again before the informer saw its own writes;
+* a sync that wrote the status holds the set's next sync back by ``STATUS_SPACING`` (pod
+  events meanwhile collapse into that one sync, as the work queue coalesces them in
+  kube-controller-manager while a sync runs);
 * status: ``replicas``, ``fullyLabeledReplicas``, ``readyReplicas``,
   ``availableReplicas`` (Ready for ``minReadySeconds``), ``observedGeneration`` and the
   ``ReplicaFailure`` condition (FailedCreate / FailedDelete);
@@ -31,6 +37,7 @@ from kubelite.client.base import Client, Resource
 from kubelite.machinery import controller_utils as cu
 from kubelite.machinery.events import EventRecorder
 from kubelite.machinery.informer import Informer
+from kubelite.machinery.ownedpods import Claim, Owned, OwnedPods
 from kubelite.machinery.workqueue import Controller
 
 log = logging.getLogger("kubelite.replicaset")
@@ -49,6 +56,10 @@ CONFLICT_RETRY = 0.02
 SPACING_FACTOR = 3.0
 SPACING_MIN_COST = 0.002
 SPACING_MAX = 1.0
+# After a sync that wrote the set's status, its next sync waits this long: a set whose pods
+# start by the thousand writes its status (and wakes the Deployment controller) at most
+# ~10 times a second instead of once per pod event.
+STATUS_SPACING = 0.1
 
 
 @dataclass(frozen=True)
@@ -78,11 +89,27 @@ REPLICATIONCONTROLLER = Kind(REPLICATIONCONTROLLERS, "v1", "ReplicationControlle
 def calculate_status(rs: Obj, pods: list[Obj], manage_error: Exception | None, diff: int, now: float) -> Obj:
     """``calculateStatus``: counts over the claimed active pods plus ReplicaFailure."""
     spec = rs.get("spec") or {}
-    template_labels: Mapping[str, str] = ((spec.get("template") or {}).get("metadata") or {}).get(
-        "labels"
-    ) or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    labeled, ready, available = count_pods(pods, template_labels, min_ready, now)
+    counts = count_pods(pods, _template_labels(rs), min_ready, now)
+    return status_from_counts(rs, len(pods), counts, manage_error, diff, now)
+
+
+def _template_labels(rs: Obj) -> Mapping[str, str]:
+    spec = rs.get("spec") or {}
+    labels: Mapping[str, str] = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def status_from_counts(
+    rs: Obj,
+    replicas: int,
+    counts: tuple[int, int, int],
+    manage_error: Exception | None,
+    diff: int,
+    now: float,
+) -> Obj:
+    """``calculateStatus`` from (fully labeled, ready, available) counts of ``replicas`` pods."""
+    labeled, ready, available = counts
     old = rs.get("status") or {}
     conditions = [dict(c) for c in old.get("conditions") or []]
     failure = next((c for c in conditions if c.get("type") == "ReplicaFailure"), None)
@@ -100,7 +127,7 @@ def calculate_status(rs: Obj, pods: list[Obj], manage_error: Exception | None, d
     elif manage_error is None and failure is not None:
         conditions = [c for c in conditions if c.get("type") != "ReplicaFailure"]
     status: Obj = {
-        "replicas": len(pods),
+        "replicas": replicas,
         "fullyLabeledReplicas": labeled,
         "readyReplicas": ready,
         "availableReplicas": available,
@@ -143,6 +170,42 @@ def _rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+@dataclass
+class Claimed:
+    """A sync's claimed pods: the owned ones (:class:`Owned`) plus the orphans it adopted."""
+
+    owned: Owned
+    adopted: list[Obj]
+
+    def count(self) -> int:
+        return len(self.owned.pods) + len(self.adopted)
+
+    def pods(self) -> list[Obj]:
+        """The claimed pods, owned ones in key order (a deterministic order for scale-down ties)."""
+        owned = self.owned.pods
+        return [*(owned[k] for k in sorted(owned)), *self.adopted]
+
+    def counts(self, template_labels: Mapping[str, str], min_ready: int, now: float) -> tuple[int, int, int]:
+        """(fully labeled, ready, available), as :func:`count_pods` over :meth:`pods`."""
+        labeled, ready, available = count_pods(self.adopted, template_labels, min_ready, now)
+        labeled += len(self.owned.labeled)
+        ready += len(self.owned.ready)
+        if min_ready <= 0:
+            return labeled, ready, available + len(self.owned.ready)
+        owned = self.owned.pods
+        available += sum(cu.is_pod_available(owned[k], min_ready, now) for k in self.owned.ready)
+        return labeled, ready, available
+
+
+def _requeue_for_availability(claimed: Claimed, min_ready: int, now: float) -> float | None:
+    """Come back when a ready pod turns available after ``minReadySeconds``."""
+    if min_ready <= 0:
+        return None
+    waits = [cu.seconds_until_available(p, min_ready, now) for p in claimed.pods()]
+    pending = [w for w in waits if w is not None and w > 0]
+    return min(pending) + 0.05 if pending else None
+
+
 class ReplicaSetController:
     """One controller loop for ReplicaSets or ReplicationControllers (``kind``)."""
 
@@ -163,6 +226,7 @@ class ReplicaSetController:
         self.recorder = cu.SpamFilteredRecorder(recorder)
         self.burst = burst
         self.expectations = cu.Expectations()
+        self.owned = OwnedPods(pods)
         self.ctrl = Controller(kind.component, self._reconcile, workers=workers)
         cu.add_workload_indexes(self.sets)
         cu.add_workload_indexes(self.pods)
@@ -183,6 +247,8 @@ class ReplicaSetController:
     def _on_set(self, key: str, old: Obj | None, new: Obj | None) -> None:
         if new is None:
             self.expectations.forget(key)
+            if old is not None:
+                self.owned.forget(str(cu.meta(old).get("uid", "")))
         self.ctrl.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -193,6 +259,7 @@ class ReplicaSetController:
         return cu.key_of(owners[0]) if owners else None
 
     def _on_pod(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        self.owned.observe(key, old, new)
         old_owner = self._owner_key(old) if old is not None else None
         new_owner = self._owner_key(new) if new is not None else None
         if new is None:
@@ -226,52 +293,54 @@ class ReplicaSetController:
             self.expectations.forget(key)
             return None
         rs = cu.with_kind(cached, self.kind.api_version, self.kind.kind)
-        selector = self.kind.selector(rs)
         started = time.perf_counter()
-        pods = await self._claim_pods(rs, selector)
+        claimed = await self._claim_pods(rs)
         cost = time.perf_counter() - started
         needs_sync = self.expectations.satisfied(key)
         manage_error: Exception | None = None
-        diff = len(pods) - int((rs.get("spec") or {}).get("replicas", 1) or 0)
+        diff = claimed.count() - int((rs.get("spec") or {}).get("replicas", 1) or 0)
         if needs_sync and not cu.is_being_deleted(rs):
-            manage_error = await self._manage_replicas(key, rs, pods)
+            manage_error = await self._manage_replicas(key, rs, claimed)
         now = time.time()
         started = time.perf_counter()
-        status = calculate_status(rs, pods, manage_error, diff, now)
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        counts = claimed.counts(_template_labels(rs), min_ready, now)
+        status = status_from_counts(rs, claimed.count(), counts, manage_error, diff, now)
         self._space_syncs(key, cost + time.perf_counter() - started)
         try:
-            await self._update_status(rs, status)
+            wrote = await self._update_status(rs, status)
         except errors.Conflict:
             log.debug("replicaset status conflict key=%s; retrying", key)
             return CONFLICT_RETRY
+        if wrote:
+            self.ctrl.queue.not_before(key, STATUS_SPACING)
         if manage_error is not None:
             raise manage_error
-        return self._requeue_for_availability(rs, pods, now)
+        return _requeue_for_availability(claimed, min_ready, now)
 
     def _space_syncs(self, key: str, cost: float) -> None:
         """Hold the next sync of ``key`` back in proportion to what this one cost.
 
         kube-controller-manager gets the same coalescing from its expectations and rate
-        limiter; here it keeps a 10,000-pod set from re-running its O(pods) pass on every
-        pod update back to back.  Cheap syncs (small sets) are never held back.
+        limiter; here it keeps a sync whose pod pass was expensive (a full pass over a
+        large set) from running back to back.  Cheap syncs are never held back.
         """
         if cost >= SPACING_MIN_COST:
             self.ctrl.queue.not_before(key, min(SPACING_MAX, SPACING_FACTOR * cost))
 
-    def _requeue_for_availability(self, rs: Obj, pods: list[Obj], now: float) -> float | None:
-        """Come back when a ready pod turns available after ``minReadySeconds``."""
-        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
-        if min_ready <= 0:
-            return None
-        waits = [cu.seconds_until_available(p, min_ready, now) for p in pods]
-        pending = [w for w in waits if w is not None and w > 0]
-        return min(pending) + 0.05 if pending else None
-
-    async def _claim_pods(self, rs: Obj, selector: LabelSelector) -> list[Obj]:
+    async def _claim_pods(self, rs: Obj) -> Claimed:
+        """``FilterActivePods`` + ``ClaimPods``: owned pods from :class:`OwnedPods` (only the
+        pods that changed since the last sync are looked at), orphans adopted and owned pods
+        that stopped matching released through :class:`~cu.Claimer`."""
         ns = str(cu.meta(rs).get("namespace", ""))
-        owned = self.pods.by_index(cu.OWNER_INDEX, str(cu.meta(rs).get("uid", "")))
+        uid = str(cu.meta(rs).get("uid", ""))
+        selector = self.kind.selector(rs)
+        labels = tuple(sorted(_template_labels(rs).items()))
+        claim = Claim(selector, labels, cu.is_being_deleted(rs))
+        owned = self.owned.sync(uid, claim, cu.compile_selector(selector))
         orphans = self.pods.by_index(cu.ORPHAN_INDEX, ns)
-        candidates = owned + orphans if orphans else owned
+        if not orphans and not owned.stray:
+            return Claimed(owned, [])
         ref = cu.new_controller_ref(rs, self.kind.api_version, self.kind.kind)
 
         async def can_adopt() -> bool:
@@ -282,15 +351,16 @@ class ReplicaSetController:
             return cu.meta(fresh).get("uid") == cu.meta(rs).get("uid") and not cu.is_being_deleted(fresh)
 
         claimer = cu.Claimer(self.client, PODS, rs, ref, selector, can_adopt)
-        return await claimer.claim(candidates, only_active=True)
+        adopted = await claimer.claim([*orphans, *owned.stray.values()], only_active=True)
+        return Claimed(owned, adopted)
 
-    async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> Exception | None:
+    async def _manage_replicas(self, key: str, rs: Obj, claimed: Claimed) -> Exception | None:
         want = int((rs.get("spec") or {}).get("replicas", 1) or 0)
-        diff = len(pods) - want
+        diff = claimed.count() - want
         if diff < 0:
             return await self._create_pods(key, rs, min(-diff, self.burst))
         if diff > 0:
-            return await self._delete_pods(key, rs, pods, min(diff, self.burst))
+            return await self._delete_pods(key, rs, claimed.pods(), min(diff, self.burst))
         return None
 
     async def _create_pods(self, key: str, rs: Obj, count: int) -> Exception | None:
@@ -298,9 +368,11 @@ class ReplicaSetController:
         ref = cu.new_controller_ref(rs, self.kind.api_version, self.kind.kind)
         template = (rs.get("spec") or {}).get("template") or {}
         ns = str(cu.meta(rs).get("namespace", ""))
+        # one body for the whole batch: every pod of it is the same request (generateName),
+        # and the client only serialises it, so no per-pod deep copy of the template
+        body = cu.pod_from_template(template, rs, ref)
 
         async def create_one() -> None:
-            body = cu.pod_from_template(template, rs, ref)
             try:
                 pod = await self.client.create(PODS, ns, body)
             except Exception as e:
@@ -354,29 +426,31 @@ class ReplicaSetController:
         self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
         return None
 
-    async def _update_status(self, rs: Obj, status: Obj) -> None:
-        """``updateReplicaSetStatus``: write only when something changed, retry once on conflict."""
+    async def _update_status(self, rs: Obj, status: Obj) -> bool:
+        """``updateReplicaSetStatus``: write only when something changed, retry once on
+        conflict.  True when a write was sent."""
         current = rs
         for attempt in range(STATUS_UPDATE_RETRIES + 1):
             if _status_equal(current.get("status") or {}, status) and int(
                 (current.get("status") or {}).get("observedGeneration") or 0
             ) == int(cu.meta(current).get("generation") or 0):
-                return
+                return attempt > 0
             body = {**current, "status": {**status, "observedGeneration": cu.meta(current).get("generation")}}
             body = cu.with_kind(body, self.kind.api_version, self.kind.kind)
             try:
                 await self.client.update(
                     self.kind.resource, str(cu.meta(rs).get("namespace", "")), body, subresource="status"
                 )
-                return
+                return True
             except errors.NotFound:
-                return
+                return True
             except errors.Conflict:
                 if attempt == STATUS_UPDATE_RETRIES:
                     raise
                 current = await self.client.get(
                     self.kind.resource, str(cu.meta(rs).get("namespace", "")), str(cu.meta(rs)["name"])
                 )
+        return True
 
 
 def _status_equal(a: Obj, b: Obj) -> bool:

@@ -2,7 +2,8 @@
 
 Like client-go's recorder: repeated events (same object, reason and message) within the
 aggregation window bump ``count`` and ``lastTimestamp`` of one Event instead of creating
-new ones.  Recording never fails the caller: errors are logged.
+new ones; a new Event is named ``<object>.<hex of the Unix time in nanoseconds>`` as
+client-go's ``makeEvent`` names it.  Recording never fails the caller: errors are logged.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import secrets
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -52,6 +53,13 @@ class EventRecorder:
         self.host = host
         self._seen: OrderedDict[tuple[str, str, str, str], tuple[str, int]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_ns = 0
+
+    def _event_name(self, involved: str) -> str:
+        """``fmt.Sprintf("%v.%x", ref.Name, t.UnixNano())``; strictly increasing here, so two
+        events of one object within a clock tick still get distinct names."""
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return f"{involved}.{self._last_ns:x}"
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         """Record asynchronously (fire and forget, like client-go's broadcaster)."""
@@ -75,7 +83,7 @@ class EventRecorder:
                     return
                 except errors.NotFound:
                     self._seen.pop(key, None)
-            name = f"{ref['name']}.{secrets.token_hex(8)}"
+            name = self._event_name(ref["name"])
             now = _now()
             ev = {
                 "apiVersion": "v1",

@@ -1,7 +1,8 @@
 """Pod lifecycles on simulated nodes, from ONE watch on all pods (like kwok).
 
-A field selector cannot name thousands of nodes, so the simulator watches every pod and
-keeps those whose ``spec.nodeName`` is one of its running nodes.  A small pool of
+A field selector cannot name thousands of nodes, so the simulator watches every *bound*
+pod (``spec.nodeName!=``, as kwok does: pods waiting for the scheduler never reach it)
+and keeps those whose ``spec.nodeName`` is one of its running nodes.  A small pool of
 workers (a level-triggered work queue keyed by pod) then plays kubelet's part:
 
 * a bound pod becomes Running and Ready ``pod_start_delay`` seconds after the simulator
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 
 from kubelite.api import errors
 from kubelite.client.base import Client, Resource
@@ -30,15 +32,31 @@ from kubelite.machinery.informer import Informer
 from kubelite.machinery.workqueue import Controller
 from kubelite.simulator.config import DURATION_ANNOTATION, EXIT_CODE_ANNOTATION, SimConfig, parse_duration
 from kubelite.simulator.ipam import PodIPs
-from kubelite.simulator.nodeobj import Obj, node_ip, now_rfc3339
+from kubelite.simulator.nodeobj import Obj, node_ip
 from kubelite.simulator.nodes import NodeManager
 from kubelite.simulator.podstatus import finished_status, refresh_ready, restarted_status, running_status
 
 log = logging.getLogger("kubelite.simulator.pods")
 
 PODS = Resource("", "v1", "pods")
+BOUND = "spec.nodeName!="  # field selector: only pods the scheduler placed
+MERGE_PATCH = "application/merge-patch+json"
+NODE_INDEX = "simulator/node"  # pods by spec.nodeName (a name no other indexer uses)
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 LEGACY_JOB_NAME_LABEL = "job-name"
+
+
+_stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its RFC 3339 text
+
+
+def now_seconds() -> str:
+    """``now_rfc3339`` formatted at most once per second: every pod start and every
+    readiness check stamps the time, thousands of times a second at scale."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _stamp[1]
 
 
 def node_name_index(pod: Obj) -> list[str]:
@@ -97,15 +115,24 @@ def _started_at(pod: Obj) -> float | None:
 
 
 class PodLifecycle:
-    """Plays kubelet's pod lifecycle for every pod bound to a running simulated node."""
+    """Plays kubelet's pod lifecycle for every pod bound to a running simulated node.
 
-    def __init__(self, client: Client, cfg: SimConfig, nodes: NodeManager) -> None:
+    ``informer``: a pods informer shared with other components of the process (inside
+    ``kubelite up``: the controller manager's), started and stopped by its owner; without
+    one the simulator runs its own watch of bound pods.  Every in-process watch costs the
+    API server a delivery per pod event, so sharing saves CPU on every pod write.
+    """
+
+    def __init__(
+        self, client: Client, cfg: SimConfig, nodes: NodeManager, informer: Informer | None = None
+    ) -> None:
         self.client = client
         self.cfg = cfg
         self.nodes = nodes
-        self.informer = Informer(client, PODS)
-        self.informer.add_indexer("node", node_name_index)
-        self.informer.add_handler(self._on_pod)
+        self._own_informer = informer is None
+        self.informer = informer or Informer(client, PODS, field_selector=BOUND)
+        if NODE_INDEX not in self.informer.indexers:
+            self.informer.add_indexer(NODE_INDEX, node_name_index)
         self.ctrl = Controller("simulator-pods", self.reconcile, workers=cfg.workers)
         self.ips = PodIPs()
         self._seen: dict[str, float] = {}  # key -> monotonic time first seen bound to us
@@ -115,18 +142,22 @@ class PodLifecycle:
         self.status_writes = 0  # pods/status patches sent, and how many of them conflicted
         self.conflicts = 0
         nodes.add_listener(self._on_node)
+        # last: a shared informer replays its cache to the handler at once
+        self.informer.add_handler(self._on_pod)
 
     async def start(self) -> None:
         self.ctrl.start()
-        self.informer.start()
+        if self._own_informer:
+            self.informer.start()
         await self.informer.wait_synced(60)
 
     async def stop(self) -> None:
-        await self.informer.stop()
+        if self._own_informer:
+            await self.informer.stop()
         await self.ctrl.stop()
 
     def pods_on(self, node: str) -> list[Obj]:
-        return self.informer.by_index("node", node)
+        return self.informer.by_index(NODE_INDEX, node)
 
     def _on_pod(self, key: str, old: Obj | None, new: Obj | None) -> None:
         if new is None:
@@ -180,7 +211,7 @@ class PodLifecycle:
         wait = self.cfg.pod_start_delay - (loop.time() - seen)
         if wait > 0:
             return wait
-        status = running_status(pod, node_ip(self.nodes.index[node]), self._ip(key, pod, node), now_rfc3339())
+        status = running_status(pod, node_ip(self.nodes.index[node]), self._ip(key, pod, node), now_seconds())
         if not await self._write(pod, status):
             return None
         self._started[key] = loop.time()
@@ -194,7 +225,7 @@ class PodLifecycle:
         # Re-evaluate Ready on every pass, as kubelet's status manager does: readiness gates, and
         # a Ready=False written by the node-lifecycle controller while this node's heartbeats were
         # late (MarkPodsNotReady) is set back once the node runs again.
-        status = refresh_ready(pod, now_rfc3339())
+        status = refresh_ready(pod, now_seconds())
         if status is not None:
             await self._write(pod, status)
             return None  # the watch brings the update back
@@ -207,11 +238,11 @@ class PodLifecycle:
             return duration - elapsed
         code = exit_code(pod)
         if code != 0 and (pod.get("spec") or {}).get("restartPolicy") == "OnFailure":
-            if await self._write(pod, restarted_status(pod, now_rfc3339(), code)):
+            if await self._write(pod, restarted_status(pod, now_seconds(), code)):
                 self._started[key] = loop.time()
                 return duration
             return None
-        status = finished_status(pod, node_ip(self.nodes.index[node]), ip, now_rfc3339(), code)
+        status = finished_status(pod, node_ip(self.nodes.index[node]), ip, now_seconds(), code)
         if await self._write(pod, status):
             self._forget(key)
         return None
@@ -225,12 +256,14 @@ class PodLifecycle:
     async def _write(self, pod: Obj, status: Obj) -> bool:
         """Write pods/status (a merge patch of the whole status, guarded by the cached
         resourceVersion: cheaper for the server than a PUT of the pod); False on a
-        conflict/NotFound (the watch brings the newer pod and the key is reconciled again)."""
+        conflict/NotFound (the watch brings the newer pod and the key is reconciled again).
+        The answer is not decoded: the watch brings the written pod back."""
         meta = pod["metadata"]
         body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": status}
+        path = PODS.path(meta.get("namespace", ""), meta["name"], "status")
         self.status_writes += 1
         try:
-            await self.client.patch(PODS, meta.get("namespace", ""), meta["name"], body, subresource="status")
+            await self.client.send("PATCH", path, body, MERGE_PATCH)
         except errors.Conflict:
             self.conflicts += 1
             return False

@@ -14,6 +14,7 @@ instead: restartCount goes up and lastState keeps the terminated run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -28,6 +29,7 @@ def container_id(pod_uid: str, name: str) -> str:
     return f"simulated://{_digest(f'{pod_uid}/{name}')[:64]}"
 
 
+@functools.lru_cache(maxsize=1024)
 def normalize_image(image: str) -> str:
     """``nginx:1.27`` -> ``docker.io/library/nginx:1.27`` (the name a CRI reports)."""
     if not image:
@@ -43,6 +45,7 @@ def normalize_image(image: str) -> str:
     return image
 
 
+@functools.lru_cache(maxsize=1024)
 def image_id(image: str) -> str:
     """A repo digest for ``image``: ``docker.io/library/nginx@sha256:<fake>``."""
     full = normalize_image(image)
