@@ -35,7 +35,7 @@ class ControllerContext:
     informers: SharedInformers = field(init=False)
 
     def __post_init__(self) -> None:
-        self.informers = SharedInformers(self.client)
+        self.informers = SharedInformers.of(self.client)
 
     def recorder(self, component: str) -> EventRecorder:
         return EventRecorder(self.client, component)

@@ -86,7 +86,7 @@ class Scheduler:
     ) -> None:
         self.client = client
         self.name = name
-        self.informers = SharedInformers(client)
+        self.informers = SharedInformers.of(client)
         self.listers = InformerListers(self.informers)
         self.pods: Informer = self.informers.get(PODS)
         self.nodes: Informer = self.informers.get(NODES)

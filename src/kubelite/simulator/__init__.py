@@ -37,11 +37,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubelite.client.base import Client
+from kubelite.machinery.factory import SharedInformers
 from kubelite.simulator.config import SimConfig
 from kubelite.simulator.metrics import MetricsRegistry, set_active
 from kubelite.simulator.nodeobj import Obj
 from kubelite.simulator.nodes import NodeManager
-from kubelite.simulator.pods import PodLifecycle, is_started
+from kubelite.simulator.pods import PODS, PodLifecycle, is_started
 
 log = logging.getLogger("kubelite.simulator")
 
@@ -55,7 +56,8 @@ class Simulator:
         self.client = client
         self.cfg = cfg
         self.nodes = NodeManager(client, cfg)
-        self.pods = PodLifecycle(client, cfg, self.nodes)
+        shared = SharedInformers.of(client).peek(PODS)  # the controllers', inside ``up``
+        self.pods = PodLifecycle(client, cfg, self.nodes, informer=shared)
         self.metrics = MetricsRegistry(self._running_pods, self._running_nodes, cfg.default_cpu_fraction)
 
     def _running_nodes(self) -> Iterator[Obj]:

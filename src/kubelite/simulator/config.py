@@ -77,7 +77,7 @@ class SimConfig:
     taints: list[Taint] = field(default_factory=list)
     tainted_nodes: int = 0  # the taints go on the first N nodes (0: on every node)
     cleanup: bool = False  # delete our nodes and leases on stop
-    workers: int = 8  # concurrent pod status writers
+    workers: int = 64  # concurrent pod status writers
     register_concurrency: int = 64
     default_cpu_fraction: float = 0.1  # simulated usage of a pod without annotations
 
