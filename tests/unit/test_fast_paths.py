@@ -137,5 +137,6 @@ def test_namespace_cache_follows_writes() -> None:
 def test_new_uid_distinct_version4() -> None:
     uids = [new_uid() for _ in range(2000)]
     assert len(set(uids)) == len(uids)
-    parsed = uuid.UUID(uids[-1])
-    assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    for u in uids:  # every one canonical text of a version-4, RFC 4122 UUID
+        parsed = uuid.UUID(u)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == u

@@ -320,6 +320,9 @@ async def serve(
             access_log=False,
             server_header=False,
             date_header=False,
+            # nothing reads the client address or X-Forwarded-* headers, so uvicorn's forwarded-
+            # headers middleware (one more ASGI layer per request) is left out
+            proxy_headers=False,
             ssl_certfile=str(creds.serving_cert),
             ssl_keyfile=str(creds.serving_key),
             ssl_cert_reqs=ssl.CERT_NONE,

@@ -223,11 +223,11 @@ async def _pump(
         quiet_after = loop.time() + pacer.interval
         out: list[bytes] = []
         for ev in batch:
-            typ, obj, prev, line = cache.get(ev)
             last = ev.revision
             if plain:
-                out.append(line)
+                out.append(cache.line(ev))
                 continue
+            typ, obj, prev, _ = cache.get(ev)
             kind = _classify(typ, obj, prev, match)
             if kind:
                 out.append(enc.line(kind, obj))

@@ -30,11 +30,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-from kubelite.apiserver.objects import event_object
+from kubelite.apiserver.objects import encode_with_revision, event_object
 from kubelite.store.fanout import FanoutHub, HubWatcher
-from kubelite.store.types import Event
+from kubelite.store.types import Event, EventType
 
 Obj = dict[str, Any]
 EncodedEvent = tuple[str, Obj, Obj | None, bytes]
@@ -46,11 +44,16 @@ ROUND_SLICE = 128  # streams flushed per loop iteration
 
 
 class EncodedEventCache:
-    """Decode and encode each stored event once for every plain watcher (bounded FIFO)."""
+    """Decode and encode each stored event once for every watcher (bounded FIFOs).
+
+    Plain watchers (no selector) need only the event's line: :meth:`line` builds it from the
+    stored bytes without decoding (as a LIST does, :func:`encode_with_revision`); watchers
+    that filter need the objects too (:meth:`get`)."""
 
     def __init__(self, size: int = 8192) -> None:
         self.size = size
         self._d: OrderedDict[tuple[str, int], EncodedEvent] = OrderedDict()
+        self._lines: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
     def get(self, ev: Event) -> EncodedEvent:
         """(type, object, previous object, ``{"type":..,"object":..}\\n`` line)."""
@@ -58,12 +61,31 @@ class EncodedEventCache:
         hit = self._d.get(key)
         if hit is None:
             typ, obj, prev = event_object(ev)
-            line = orjson.dumps({"type": typ, "object": obj}) + b"\n"
-            hit = (typ, obj, prev, line)
+            hit = (typ, obj, prev, self.line(ev))
             self._d[key] = hit
             if len(self._d) > self.size:
                 self._d.popitem(last=False)
         return hit
+
+    def line(self, ev: Event) -> bytes:
+        """The event's ``{"type":..,"object":..}\\n`` line."""
+        key = (ev.kv.key, ev.kv.mod_revision)
+        hit = self._lines.get(key)
+        if hit is None:
+            hit = self._lines[key] = b'{"type":"%s","object":%s}\n' % (
+                _event_type(ev),
+                encode_with_revision(ev.kv),
+            )
+            if len(self._lines) > self.size:
+                self._lines.popitem(last=False)
+        return hit
+
+
+def _event_type(ev: Event) -> bytes:
+    """What :func:`event_object` names the event, without decoding it."""
+    if ev.type is EventType.DELETE:
+        return b"DELETED"
+    return b"ADDED" if ev.prev is None else b"MODIFIED"
 
 
 class Connection:
@@ -274,8 +296,8 @@ class Broadcaster:
             events = channel.after(stream.last)
             if not events:
                 return
-            get = self.cache.get
-            hit = self._chunks[key] = (chunk_of(b"".join([get(ev)[3] for ev in events])), events[-1].revision)
+            line = self.cache.line
+            hit = self._chunks[key] = (chunk_of(b"".join([line(ev) for ev in events])), events[-1].revision)
         chunk, stream.last = hit
         stream.conn.write(chunk)
         if stream.on_write is not None:

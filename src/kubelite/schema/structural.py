@@ -200,19 +200,53 @@ def _json_kind(value: Any) -> str:
     return "array"
 
 
+# A position in the checked object, built only as a linked chain of tuples while walking:
+# ``(parent, key, step)`` with ``step`` one of the constants below, ``None`` at the root.  The
+# ``.``/``[i]`` path strings of sigs.k8s.io/json are rendered from it only when an error or an
+# unknown field is recorded (hand-written: formatting a path per field made the walk of a
+# status update several times slower than the check itself).
+FIELD = 0  # a struct field: part of both the JSON path and the Go field path
+KEY = 1  # a map key: JSON path only
+INDEX = 2  # a list index: JSON path only
+Path = tuple[Any, Any, int] | None
+
+
+def _steps(path: Path) -> list[tuple[Any, int]]:
+    out: list[tuple[Any, int]] = []
+    while path is not None:
+        path, key, step = path
+        out.append((key, step))
+    out.reverse()
+    return out
+
+
+def json_path_of(path: Path) -> str:
+    """``spec.template.spec.containers[0].image``: ``.`` before keys, ``[i]`` for indices."""
+    parts: list[str] = []
+    for key, step in _steps(path):
+        parts.append(f"[{key}]" if step == INDEX else f".{key}" if parts else str(key))
+    return "".join(parts)
+
+
+def go_path_of(path: Path) -> str:
+    """The Go field path of a position: struct field names only (``spec.template.spec.containers``)."""
+    return ".".join(str(key) for key, step in _steps(path) if step == FIELD)
+
+
 @dataclass
 class _Walk:
     prune: bool
     errors: list[Cause] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
 
-    def type_error(self, got: str, owner: str, go_path: str, json_path: str, go_type: str) -> None:
+    def type_error(self, got: str, owner: str, path: Path, go_type: str) -> None:
+        go_path = go_path_of(path)
         where = f"Go struct field {owner}.{go_path}" if owner and go_path else "Go value"
         message = f"json: cannot unmarshal {got} into {where} of type {go_type}"
-        self.errors.append(Cause(TYPE_INVALID, message, json_path))
+        self.errors.append(Cause(TYPE_INVALID, message, json_path_of(path)))
 
-    def value_error(self, message: str, json_path: str) -> None:
-        self.errors.append(Cause(TYPE_INVALID, message, json_path))
+    def value_error(self, message: str, path: Path) -> None:
+        self.errors.append(Cause(TYPE_INVALID, message, json_path_of(path)))
 
 
 def check_object(
@@ -226,7 +260,7 @@ def check_object(
     ``apiVersion``/``kind`` are always known.
     """
     walk = _Walk(prune)
-    _check(obj, compiled(schema), walk, "", "", "")
+    _check(obj, compiled(schema), walk, "", None)
     return walk.errors, walk.unknown
 
 
@@ -243,7 +277,7 @@ def check_kind(
     if name is None:
         return None
     walk = _Walk(prune)
-    _check(obj, compile_definition(name), walk, "", "", "")
+    _check(obj, compile_definition(name), walk, "", None)
     return walk.errors, walk.unknown
 
 
@@ -251,77 +285,86 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _check(value: Any, node: Node, walk: _Walk, owner: str, go_path: str, json_path: str) -> None:
-    """Check one value; ``owner``/``go_path`` name the Go struct field for messages."""
+def _check(value: Any, node: Node, walk: _Walk, owner: str, path: Path) -> None:
+    """Check one value; ``owner`` names the Go struct holding the field, for messages."""
     if value is None or node.kind == ANY:
         return
     kind = node.kind
     if kind == STRUCT:
         if not isinstance(value, dict):
-            walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+            walk.type_error(_json_kind(value), owner, path, node.go_type)
             return
-        _check_struct(value, node, walk, go_path, json_path)
+        _check_struct(value, node, walk, path)
     elif kind in (MAP, OBJECT):
         if not isinstance(value, dict):
-            walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+            walk.type_error(_json_kind(value), owner, path, node.go_type)
         elif node.values is not None and node.values.kind != ANY:
+            values = node.values
             for key, item in value.items():
-                _check(item, node.values, walk, owner, go_path, _join(json_path, key))
+                if not _fits(item, values):
+                    _check(item, values, walk, owner, (path, key, KEY))
     elif kind == ARRAY:
         if not isinstance(value, list):
-            walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+            walk.type_error(_json_kind(value), owner, path, node.go_type)
         elif node.items is not None and node.items.kind != ANY:
+            items = node.items
             for i, item in enumerate(value):
-                _check(item, node.items, walk, owner, go_path, f"{json_path}[{i}]")
+                if not _fits(item, items):
+                    _check(item, items, walk, owner, (path, i, INDEX))
     else:
-        _check_scalar(value, node, walk, owner, go_path, json_path)
+        _check_scalar(value, node, walk, owner, path)
 
 
-def _check_struct(value: dict[str, Any], node: Node, walk: _Walk, go_path: str, json_path: str) -> None:
+def _fits(value: Any, node: Node) -> bool:
+    """The common cases that need no further look: null, anything for ANY, a str for a string."""
+    return value is None or node.kind == ANY or (node.kind == STRING and type(value) is str)
+
+
+def _check_struct(value: dict[str, Any], node: Node, walk: _Walk, path: Path) -> None:
     props = node.props
     dropped: list[str] = []
     for key, item in value.items():
         child = props.get(key)
         if child is None:
-            walk.unknown.append(_join(json_path, key))
+            walk.unknown.append(json_path_of((path, key, FIELD)))
             dropped.append(key)
-        elif item is not None and child.kind != ANY:
-            _check(item, child, walk, node.struct, _join(go_path, key), _join(json_path, key))
+        elif not _fits(item, child):
+            _check(item, child, walk, node.struct, (path, key, FIELD))
     if walk.prune:
         for key in dropped:
             del value[key]
 
 
-def _check_scalar(value: Any, node: Node, walk: _Walk, owner: str, go_path: str, json_path: str) -> None:
+def _check_scalar(value: Any, node: Node, walk: _Walk, owner: str, path: Path) -> None:
     kind = node.kind
     if kind == STRING:
         if not isinstance(value, str):
-            walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+            walk.type_error(_json_kind(value), owner, path, node.go_type)
     elif kind == INTEGER:
-        _check_integer(value, node, walk, owner, go_path, json_path)
+        _check_integer(value, node, walk, owner, path)
     elif kind == NUMBER:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+            walk.type_error(_json_kind(value), owner, path, node.go_type)
     elif kind == BOOLEAN:
         if not isinstance(value, bool):
-            walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+            walk.type_error(_json_kind(value), owner, path, node.go_type)
     elif kind == INT_OR_STRING:
-        _check_int_or_string(value, walk, json_path)
+        _check_int_or_string(value, walk, path)
     elif kind == QUANTITY:
-        _check_quantity(value, walk, json_path)
+        _check_quantity(value, walk, path)
     elif kind == BYTES:
-        _check_bytes(value, node, walk, owner, go_path, json_path)
+        _check_bytes(value, node, walk, owner, path)
     elif kind == TIME:
-        _check_time(value, walk, json_path)
+        _check_time(value, walk, path)
 
 
-def _check_integer(value: Any, node: Node, walk: _Walk, owner: str, go_path: str, json_path: str) -> None:
+def _check_integer(value: Any, node: Node, walk: _Walk, owner: str, path: Path) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+        walk.type_error(_json_kind(value), owner, path, node.go_type)
         return
     low, high = node.int_range or _INT_RANGES["int64"]
     if isinstance(value, float) or not low <= value <= high:
-        walk.type_error(f"number {_go_number(value)}", owner, go_path, json_path, node.go_type)
+        walk.type_error(f"number {_go_number(value)}", owner, path, node.go_type)
 
 
 def _go_number(value: int | float) -> str:
@@ -329,35 +372,35 @@ def _go_number(value: int | float) -> str:
     return repr(value)
 
 
-def _check_int_or_string(value: Any, walk: _Walk, json_path: str) -> None:
+def _check_int_or_string(value: Any, walk: _Walk, path: Path) -> None:
     """IntOrString.UnmarshalJSON: a string, or else an int32."""
     if isinstance(value, str):
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        walk.value_error(f"json: cannot unmarshal {_json_kind(value)} into Go value of type int32", json_path)
+        walk.value_error(f"json: cannot unmarshal {_json_kind(value)} into Go value of type int32", path)
     elif isinstance(value, float) or not -(2**31) <= value < 2**31:
-        walk.value_error(f"json: cannot unmarshal number {value} into Go value of type int32", json_path)
+        walk.value_error(f"json: cannot unmarshal number {value} into Go value of type int32", path)
 
 
-def _check_quantity(value: Any, walk: _Walk, json_path: str) -> None:
+def _check_quantity(value: Any, walk: _Walk, path: Path) -> None:
     """Quantity.UnmarshalJSON: a string or a number in Kubernetes quantity syntax."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        walk.value_error(QUANTITY_MESSAGE, json_path)
+        walk.value_error(QUANTITY_MESSAGE, path)
         return
     text = value.strip() if isinstance(value, str) else json.dumps(value)
     if not QUANTITY_RE.match(text):
-        walk.value_error(QUANTITY_MESSAGE, json_path)
+        walk.value_error(QUANTITY_MESSAGE, path)
 
 
-def _check_bytes(value: Any, node: Node, walk: _Walk, owner: str, go_path: str, json_path: str) -> None:
+def _check_bytes(value: Any, node: Node, walk: _Walk, owner: str, path: Path) -> None:
     """[]byte fields are standard base64 strings (Secret.data)."""
     if not isinstance(value, str):
-        walk.type_error(_json_kind(value), owner, go_path, json_path, node.go_type)
+        walk.type_error(_json_kind(value), owner, path, node.go_type)
         return
     try:
         base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        walk.value_error(f"illegal base64 data at input byte {_base64_error_offset(value)}", json_path)
+        walk.value_error(f"illegal base64 data at input byte {_base64_error_offset(value)}", path)
 
 
 def _base64_error_offset(text: str) -> int:
@@ -368,15 +411,13 @@ def _base64_error_offset(text: str) -> int:
     return len(text) - len(text) % 4 if len(text) % 4 else len(text)
 
 
-def _check_time(value: Any, walk: _Walk, json_path: str) -> None:
+def _check_time(value: Any, walk: _Walk, path: Path) -> None:
     """metav1.Time.UnmarshalJSON: an RFC 3339 string."""
     if not isinstance(value, str):
-        walk.value_error(
-            f"json: cannot unmarshal {_json_kind(value)} into Go value of type string", json_path
-        )
+        walk.value_error(f"json: cannot unmarshal {_json_kind(value)} into Go value of type string", path)
     elif not RFC3339_RE.match(value):
         walk.value_error(
-            f'parsing time "{value}" as "{RFC3339_LAYOUT}": cannot parse "{value}" as "2006"', json_path
+            f'parsing time "{value}" as "{RFC3339_LAYOUT}": cannot parse "{value}" as "2006"', path
         )
 
 

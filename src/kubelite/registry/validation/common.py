@@ -336,17 +336,36 @@ def validate_dns1123_subdomain(value: str, path: str) -> Errs:
     return [invalid(path, value, m) for m in is_dns1123_subdomain(value)]
 
 
+# Label (key, value) pairs that passed validate_labels.  Whether a pair is valid depends on
+# the pair alone, and the objects of one controller repeat the same labels on every write, so
+# known-good pairs skip the name and value checks.  Bounded: cleared when full (hand-written:
+# the check runs per label, and a set lookup is what makes skipping it cheaper).
+_VALID_LABELS: set[tuple[str, str]] = set()
+_VALID_LABELS_MAX = 4096
+
+
 def validate_labels(labels: Any, path: str) -> Errs:
     """Keys are qualified names, values valid label values (``ValidateLabels``)."""
     if not labels or not isinstance(labels, dict):
         return []
+    if all(type(v) is str and (k, v) in _VALID_LABELS for k, v in labels.items()):
+        return []
     errs: Errs = []
     for k in sorted(labels):
         v = labels[k]
-        errs.extend(validate_label_name(k, path))
+        pair = validate_label_name(k, path)
         if isinstance(v, str):
-            errs.extend(invalid(path, v, m) for m in is_label_value(v))
+            pair.extend(invalid(path, v, m) for m in is_label_value(v))
+            if not pair and type(v) is str:
+                _remember_label(k, v)
+        errs.extend(pair)
     return errs
+
+
+def _remember_label(key: str, value: str) -> None:
+    if len(_VALID_LABELS) >= _VALID_LABELS_MAX:
+        _VALID_LABELS.clear()
+    _VALID_LABELS.add((key, value))
 
 
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024

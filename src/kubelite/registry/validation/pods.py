@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import orjson
+
 from kubelite.registry.validation import quantity
 from kubelite.registry.validation.common import (
     as_dict,
@@ -1139,10 +1141,43 @@ def validate_resource_requirements(res: dict[str, Any], path: str) -> Errs:
 # --- pods -------------------------------------------------------------------------------------------
 
 
+# Serialized pod specs (of pods without ephemeral volumes) that passed validate_pod_create_spec.
+# The check is a pure function of the spec there, and the pods of one controller share one spec,
+# so a repeated spec is accepted without walking it again (kube-apiserver walks it each time; the
+# outcome is the same).  Bounded: cleared when full.  Hand-written: functools caches need a
+# hashable argument, and the key (the serialized spec) is built here anyway.
+_CLEAN_SPECS: set[bytes] = set()
+_CLEAN_SPECS_MAX = 1024
+
+
+def _spec_key(spec: dict[str, Any]) -> bytes | None:
+    """The cache key of a spec, or None when its outcome depends on more (ephemeral volumes name
+    their claims after the pod), it does not serialize (integers beyond 64 bits) or it holds a
+    null (orjson writes NaN and infinities, which a YAML body can carry, as null too)."""
+    if any(isinstance(v, dict) and "ephemeral" in v for v in as_list(spec.get("volumes"))):
+        return None
+    try:
+        key = orjson.dumps(spec)
+    except TypeError:
+        return None
+    return None if b"null" in key else key
+
+
 def validate_pod_create_spec(obj: dict[str, Any]) -> Errs:
     """The spec part of ``ValidatePodCreate``."""
     spec = as_dict(obj.get("spec"))
-    name = as_str(as_dict(obj.get("metadata")).get("name"))
+    key = _spec_key(spec)
+    if key is not None and key in _CLEAN_SPECS:
+        return []
+    errs = _validate_pod_create_spec(spec, as_str(as_dict(obj.get("metadata")).get("name")))
+    if key is not None and not errs:
+        if len(_CLEAN_SPECS) >= _CLEAN_SPECS_MAX:
+            _CLEAN_SPECS.clear()
+        _CLEAN_SPECS.add(key)
+    return errs
+
+
+def _validate_pod_create_spec(spec: dict[str, Any], name: str) -> Errs:
     errs = validate_pod_spec(spec, "spec", pod_name=name, is_pod=True)
     for key in ("containers", "initContainers"):
         for i, ctr in enumerate(as_list(spec.get(key))):
