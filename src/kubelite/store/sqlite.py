@@ -50,12 +50,14 @@ from kubelite.store.types import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 1_000
-# Group commit waits this long for company, but only while writes arrive steadily (the last
-# batch ended less than STEADY_GAP_S ago), like PostgreSQL's commit_delay, which applies only
-# with commit_siblings active: a lone write on an idle server commits at once.  At ~500
-# Lease renewals/s most commits held one write, and the fsync plus two thread hand-offs per
-# commit were the writer's cost; 2 ms cut store CPU per write by ~28 % (bench/store_bench.py).
-DEFAULT_COMMIT_DELAY_S = 0.002
+# With a commit delay (opt-in), group commit waits that long for company, but only while
+# writes arrive steadily (the last batch ended less than STEADY_GAP_S ago), like PostgreSQL's
+# commit_delay, which applies only with commit_siblings active: a lone write on an idle server
+# commits at once.  At ~500 Lease renewals/s 2 ms cut store CPU per write by ~28 %
+# (bench/store_bench.py), but it is off by default: closed-loop clients wait out the delay on
+# every commit (8 wrk connections creating pods: 1,409/s with 2 ms against ~2,400/s without),
+# and the idle 5,000-node control plane met its target without it (22-23 % of a core).
+DEFAULT_COMMIT_DELAY_S = 0.0
 STEADY_GAP_S = 0.02
 # Newest log rows the writer remembers, so an update or delete of a recently written
 # key (a Lease renewal, a pod bind) skips the LATEST query (~10 us of a lone write's
