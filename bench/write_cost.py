@@ -42,6 +42,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import orjson
 from common import machine, pod, start_server
 
 from kubelite.client.base import Client, Resource
@@ -175,14 +176,27 @@ async def bench_leases(b: Bench, n: int, rounds: int) -> None:
     c = b.client
     names = [f"node-{i:05d}" for i in range(n)]
 
+    rvs: dict[str, str] = {}  # the resourceVersion each renewal carries, as kubelet's does
+
     def create(name: str) -> Callable[[], Awaitable[Any]]:
-        return lambda: c.create(LEASES, LEASE_NS, lease(name, micro_now(0)))
+        async def go() -> None:
+            rvs[name] = (await c.create(LEASES, LEASE_NS, lease(name, micro_now(0))))["metadata"][
+                "resourceVersion"
+            ]
+
+        return go
 
     await b.run("lease_create", [create(x) for x in names])
 
     def renew(i: int, name: str) -> Callable[[], Awaitable[Any]]:
         path = f"{LEASES.path(LEASE_NS, name)}?fieldValidation=Ignore"
-        return lambda: c.send("PUT", path, lease(name, micro_now(i)))
+
+        async def go() -> None:
+            body = lease(name, micro_now(i))
+            body["metadata"]["resourceVersion"] = rvs[name]
+            rvs[name] = orjson.loads(await c.send("PUT", path, body))["metadata"]["resourceVersion"]
+
+        return go
 
     calls = [renew(i, x) for _ in range(rounds) for i, x in enumerate(names)]
     await b.run("lease_put", calls)
@@ -248,10 +262,10 @@ async def warm_up(client: Client) -> None:
         patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "status": status}
         updated = await client.patch(PODS, NS, name, patch, subresource="status")
         await client.update(PODS, NS, updated, subresource="status")
-        await client.create(LEASES, LEASE_NS, lease(name, micro_now(0)))
-        await client.send(
-            "PUT", f"{LEASES.path(LEASE_NS, name)}?fieldValidation=Ignore", lease(name, micro_now(1))
-        )
+        made = await client.create(LEASES, LEASE_NS, lease(name, micro_now(0)))
+        renewal = lease(name, micro_now(1))
+        renewal["metadata"]["resourceVersion"] = made["metadata"]["resourceVersion"]
+        await client.send("PUT", f"{LEASES.path(LEASE_NS, name)}?fieldValidation=Ignore", renewal)
 
 
 async def measure(b: Bench, args: argparse.Namespace, pid: int) -> None:

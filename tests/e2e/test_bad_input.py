@@ -497,6 +497,23 @@ def test_stale_resource_version_is_409(api: httpx.Client, stored_cm: dict[str, A
     _unchanged(api, fresh.json())
 
 
+def test_lease_replace_without_resource_version_is_422(api: httpx.Client) -> None:
+    """Leases refuse unconditional updates in Kubernetes (AllowUnconditionalUpdate false)."""
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "holder"}}
+    created = api.post(path, json={**lease, "spec": {"holderIdentity": "a"}})
+    assert created.status_code == 201, created.text
+    res = api.put(f"{path}/holder", json={**lease, "spec": {"holderIdentity": "b"}})
+    s = _status(res, 422, "Invalid", 'leases.coordination.k8s.io "holder" is invalid')
+    assert "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update" in s["message"]
+    assert _cause_fields(s) == ["metadata.resourceVersion"]
+    now = api.get(f"{path}/holder").json()
+    assert now["metadata"]["resourceVersion"] == created.json()["metadata"]["resourceVersion"]
+    assert now["spec"]["holderIdentity"] == "a"
+    ok = api.put(f"{path}/holder", json={**created.json(), "spec": {"holderIdentity": "b"}})
+    assert ok.status_code == 200 and ok.json()["spec"]["holderIdentity"] == "b", ok.text
+
+
 # ------------------------------------------------------------------ concurrency
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -257,8 +258,11 @@ async def test_lease_renewals_and_status_patches_through_the_api(tmp_path: Path)
         c: Client = api.client
         made = await c.create(LEASES, "kube-node-lease", _lease("n1", "2026-01-01T00:00:00.000000Z"))
         path = f"{LEASES.path('kube-node-lease', 'n1')}?fieldValidation=Ignore"
-        for i in range(1, 4):
-            await c.send("PUT", path, _lease("n1", f"2026-01-01T00:00:0{i}.000000Z"))
+        rv = made["metadata"]["resourceVersion"]
+        for i in range(1, 4):  # kubelet renews with the resourceVersion it last saw
+            lease = _lease("n1", f"2026-01-01T00:00:0{i}.000000Z")
+            lease["metadata"]["resourceVersion"] = rv
+            rv = orjson.loads(await c.send("PUT", path, lease))["metadata"]["resourceVersion"]
         got = await c.get(LEASES, "kube-node-lease", "n1")
         assert got["spec"]["renewTime"] == "2026-01-01T00:00:03.000000Z"
         assert int(got["metadata"]["resourceVersion"]) == int(made["metadata"]["resourceVersion"]) + 3

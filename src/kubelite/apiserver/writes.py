@@ -144,8 +144,19 @@ def _strip_managed(obj: Obj) -> Obj:
     return out
 
 
+# Resources whose Kubernetes registry strategy refuses unconditional updates
+# (``AllowUnconditionalUpdate() == false``): a replacement must carry the resourceVersion it read.
+CONDITIONAL_UPDATES_ONLY = frozenset({("coordination.k8s.io", "leases")})
+
+
 def check_resource_version(info: ResourceInfo, new: Obj, current: Obj) -> None:
     rv = (new.get("metadata") or {}).get("resourceVersion")
+    if not rv and (info.group, info.plural) in CONDITIONAL_UPDATES_ONLY:
+        # as the generic registry's Update says it (naming the resource, not the kind)
+        name = current["metadata"].get("name", "")
+        message = "Invalid value: 0x0: must be specified for an update"
+        cause = errors.Cause("FieldValueInvalid", message, "metadata.resourceVersion")
+        raise errors.invalid(info.plural, info.group, name, [cause])
     if rv and rv != current["metadata"]["resourceVersion"]:
         raise errors.conflict(info.plural, info.group, current["metadata"].get("name", ""), STALE_MESSAGE)
 
