@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -278,7 +279,8 @@ class Cluster:
         self.with_kubelet = kubelet
 
     async def __aenter__(self) -> Cluster:
-        cfg = ServerConfig(data_dir=Path(tempfile.mkdtemp(prefix="kubelite-rs-")))
+        self.data_dir = Path(tempfile.mkdtemp(prefix="kubelite-rs-"))
+        cfg = ServerConfig(data_dir=self.data_dir)
         self.store = open_store(cfg.datastore_url)
         await self.store.start()
         ctx, self.crds = await build_context(self.store, cfg, {"tok": "admin"})
@@ -296,6 +298,7 @@ class Cluster:
         await self.manager.stop()
         await self.crds.stop()
         await self.store.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     async def wait_for(self, what: str, check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
