@@ -136,57 +136,89 @@ Filter = Callable[[Obj], bool]
 EventBatch = list[Event]
 
 
-class _KeyCache:
-    """Latest values of some keys, exactly as fresh as a store read.
+class _ListenedCache:
+    """Latest values of keys, exactly as fresh as a store read.
 
-    Filled on first read; kept current by a store listener, which the store calls with each
-    committed batch before the new revision becomes readable (both on the event loop), so a
-    cached value is what ``store.get`` would return at that moment.  (kube-apiserver's
-    NamespaceLifecycle admission reads namespaces from an informer cache for the same reason:
-    every namespaced create needs its namespace.)
+    Kept current by a store listener, which the store calls with each committed batch before
+    the new revision becomes readable (both on the event loop), so a cached value is what
+    ``store.get`` would return at that moment.  A read that misses goes to the store; its
+    answer is kept only if no write of the key landed while it was in flight.  Subclasses say
+    which keys are kept (``_put``) and which writes refresh them (``_on_events``).
     """
-
-    MAX_KEYS = 10_000
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._values: dict[str, KeyValue | None] = {}
         self._reading: dict[str, bool] = {}  # key -> written meanwhile
-        self._prefixes: set[str] = set()
 
-    async def get(self, key: str, prefix: str) -> KeyValue | None:
-        if key in self._values:
-            return self._values[key]
+    def _listen(self, prefix: str) -> bool:
+        """Register ``_on_events`` for ``prefix``; False for a store that cannot notify."""
         listen = getattr(self.store, "listen", None)
         if listen is None:
-            return await self.store.get(key)
-        if prefix not in self._prefixes:
-            listen(prefix, self._on_events)
-            self._prefixes.add(prefix)
+            return False
+        listen(prefix, self._on_events)
+        return True
+
+    async def _read(self, key: str) -> KeyValue | None:
         self._reading[key] = False
         try:
             kv = await self.store.get(key)
         finally:
             changed = self._reading.pop(key)
         if not changed:  # no write of the key landed while the read was in flight
-            if len(self._values) >= self.MAX_KEYS:
-                self._values.clear()
-            self._values[key] = kv
+            self._put(key, kv)
         return kv
+
+    def _written(self, key: str) -> None:
+        """Note a committed write of ``key`` for a read in flight."""
+        if key in self._reading:
+            self._reading[key] = True
+
+    def _put(self, key: str, kv: KeyValue | None) -> None:
+        raise NotImplementedError
+
+    def _on_events(self, events: list[Event]) -> None:
+        raise NotImplementedError
+
+
+class _KeyCache(_ListenedCache):
+    """Latest values of the keys read so far (at most 10,000; all dropped when full), one
+    listener per key prefix.  (kube-apiserver's NamespaceLifecycle admission reads namespaces
+    from an informer cache for the same reason: every namespaced create needs its namespace.)
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._values: dict[str, KeyValue | None] = {}
+        self._prefixes: set[str] = set()
+
+    async def get(self, key: str, prefix: str) -> KeyValue | None:
+        if key in self._values:
+            return self._values[key]
+        if prefix not in self._prefixes:
+            if not self._listen(prefix):
+                return await self.store.get(key)
+            self._prefixes.add(prefix)
+        return await self._read(key)
+
+    def _put(self, key: str, kv: KeyValue | None) -> None:
+        if len(self._values) >= self.MAX_KEYS:
+            self._values.clear()
+        self._values[key] = kv
 
     def _on_events(self, events: list[Event]) -> None:
         for ev in events:
             key = ev.kv.key
             if key in self._values:
                 self._values[key] = None if ev.type is EventType.DELETE else ev.kv
-            elif key in self._reading:
-                self._reading[key] = True
+            else:
+                self._written(key)
 
 
-class _RecentCache:
-    """The latest value of the most recently written or read keys, exactly as fresh as a
-    store read: a store listener on every key updates an entry when a batch commits, before
-    the new revision becomes readable (both on the event loop).
+class _RecentCache(_ListenedCache):
+    """The latest value of the most recently written or read keys: every committed write
+    enters the cache, not only keys read before.
 
     kube-apiserver's ``GuaranteedUpdate`` starts from the watch cache's copy of the object
     instead of reading etcd (``cachedExistingObject``); this is the same saving (no SQLite
@@ -200,12 +232,11 @@ class _RecentCache:
     MAX_KEYS = 8192
 
     def __init__(self, store: Store, max_keys: int = MAX_KEYS) -> None:
-        self.store = store
+        super().__init__(store)
         self.max_keys = max_keys
         # an OrderedDict, not a dict: evicting the oldest key of a plain dict scans the
         # tombstones earlier evictions left at its front (~10x the cost at 8,192 keys)
         self._values: OrderedDict[str, KeyValue | None] = OrderedDict()
-        self._reading: dict[str, bool] = {}  # key -> written meanwhile
         self._listening = False
 
     async def get(self, key: str) -> KeyValue | None:
@@ -214,19 +245,10 @@ class _RecentCache:
             values.move_to_end(key)  # the most recently used
             return values[key]
         if not self._listening:
-            listen = getattr(self.store, "listen", None)
-            if listen is None:
+            if not self._listen(""):
                 return await self.store.get(key)
-            listen("", self._on_events)
             self._listening = True
-        self._reading[key] = False
-        try:
-            kv = await self.store.get(key)
-        finally:
-            changed = self._reading.pop(key)
-        if not changed:  # no write of the key landed while the read was in flight
-            self._put(key, kv)
-        return kv
+        return await self._read(key)
 
     def _put(self, key: str, kv: KeyValue | None) -> None:
         values = self._values
@@ -237,12 +259,10 @@ class _RecentCache:
             values.popitem(last=False)
 
     def _on_events(self, events: list[Event]) -> None:
-        reading = self._reading
         for ev in events:
             key = ev.kv.key
             self._put(key, None if ev.type is EventType.DELETE else ev.kv)
-            if key in reading:
-                reading[key] = True
+            self._written(key)
 
 
 class ObjectStore:
