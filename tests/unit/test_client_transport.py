@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kubelite import pki
 from kubelite.api import errors
 from kubelite.apiserver.server import RunningServer, ServerConfig, serve
 from kubelite.client.base import Client, Resource
@@ -114,9 +115,11 @@ async def test_wrong_token_is_unauthorized(cluster: tuple[RunningServer, KubeCon
         await client.close()
 
 
-async def test_server_certificate_is_verified(cluster: tuple[RunningServer, KubeConfig]) -> None:
+async def test_server_certificate_is_verified(
+    cluster: tuple[RunningServer, KubeConfig], tmp_path: Path
+) -> None:
     _, cfg = cluster
-    other_ca, _ = make_ca()
+    other_ca, _, _ = make_ca(tmp_path)
     client = Client(HTTPTransport(KubeConfig(server=cfg.server, ca_pem=other_ca, token=cfg.token)))
     try:
         with pytest.raises(ssl.SSLCertVerificationError):
@@ -369,12 +372,12 @@ async def test_cancelled_request_frees_its_connection_slot() -> None:
         await t.close()
 
 
-async def test_connect_timeout() -> None:
+async def test_connect_timeout(tmp_path: Path) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         await asyncio.sleep(10)  # accepts TCP, never answers the TLS handshake
 
     async with raw_server(handler) as url:
-        ca, _ = make_ca()
+        ca, _, _ = make_ca(tmp_path)
         https = url.replace("http://", "https://")
         t = HTTPTransport(KubeConfig(server=https, ca_pem=ca, token=""), timeout=0.2)
         with pytest.raises(TimeoutError):
@@ -386,11 +389,9 @@ async def test_connect_timeout() -> None:
 async def test_client_certificate_from_kubeconfig(tmp_path: Path) -> None:
     """A kubeconfig user with client-certificate-data / client-key-data presents that
     certificate in the TLS handshake (a server requiring client certificates accepts it)."""
-    ca_pem, ca_key = make_ca()
-    server_cert, server_key = issue(ca_pem, ca_key, "127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH)
-    client_cert, client_key = issue(ca_pem, ca_key, "alice", ExtendedKeyUsageOID.CLIENT_AUTH)
-    (tmp_path / "s.crt").write_bytes(server_cert)
-    (tmp_path / "s.key").write_bytes(server_key)
+    ca_pem, ca_cert, ca_key = make_ca(tmp_path)
+    pki._new_serving(ca_cert, ca_key, tmp_path / "s.crt", tmp_path / "s.key", ["127.0.0.1"])
+    client_cert, client_key = issue_client(ca_cert, ca_key, "alice")
     sctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca_pem.decode())
     sctx.load_cert_chain(tmp_path / "s.crt", tmp_path / "s.key")
     sctx.verify_mode = ssl.CERT_REQUIRED
@@ -413,34 +414,19 @@ async def test_client_certificate_from_kubeconfig(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ certificates
 
 
-def make_ca() -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+def make_ca(d: Path) -> tuple[bytes, Path, Path]:
+    """A CA made by kubelite's own PKI code, in ``d``: (its PEM, cert path, key path)."""
+    cert, key = d / "ca.crt", d / "ca.key"
+    pki._new_ca(cert, key)
+    return cert.read_bytes(), cert, key
+
+
+def issue_client(ca_cert: Path, ca_key: Path, cn: str) -> tuple[bytes, bytes]:
+    """A client certificate for ``cn`` (kubelite's PKI issues none: its users have tokens)."""
+    ca, ca_priv = pki._load_ca(ca_cert, ca_key)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key
-
-
-def issue(
-    ca_pem: bytes, ca_key: ec.EllipticCurvePrivateKey, cn: str, usage: x509.ObjectIdentifier
-) -> tuple[bytes, bytes]:
-    ca = x509.load_pem_x509_certificate(ca_pem)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(ca.subject)
@@ -448,18 +434,10 @@ def issue(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_priv, hashes.SHA256())
     )
-    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
-        import ipaddress
-
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(cn))])
-        builder = builder.add_extension(san, critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return cert.public_bytes(serialization.Encoding.PEM), pki._key_pem(key)
 
 
 # ------------------------------------------------------------------ uvloop
