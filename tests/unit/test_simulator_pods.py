@@ -6,50 +6,21 @@ Against a real in-process API server (memory store), as in ``test_simulator``.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from kubelite.api import errors
-from kubelite.apiserver.app import App
-from kubelite.apiserver.server import ServerConfig, build_context
 from kubelite.client.base import Client, Resource
-from kubelite.client.inprocess import ASGITransport
 from kubelite.machinery.informer import Informer
 from kubelite.simulator import Simulator
 from kubelite.simulator.config import SimConfig
 from kubelite.simulator.nodeobj import now_rfc3339
 from kubelite.simulator.pods import BOUND, NODE_INDEX, PodLifecycle, now_seconds
-from kubelite.store import open_store
+from tests.unit.lifecycle_api import api_server, eventually
 
 Obj = dict[str, Any]
 PODS = Resource("", "v1", "pods")
 CFG: dict[str, Any] = {"nodes": 2, "heartbeat": 0.5, "pod_start_delay": 0.05, "job_duration": 0.2}
-
-
-@asynccontextmanager
-async def api(tmp_path: Path) -> AsyncIterator[Client]:
-    store = open_store("memory://")
-    await store.start()
-    try:
-        ctx, crds = await build_context(store, ServerConfig(data_dir=tmp_path), {"t0ken": "admin"})
-        try:
-            yield Client(ASGITransport(App(ctx), "t0ken"), user_agent="simulator-test/v1.32.0")
-        finally:
-            await crds.stop()
-    finally:
-        await store.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 def pod(name: str, node: str = "") -> Obj:
@@ -74,7 +45,8 @@ async def bind(client: Client, name: str, node: str) -> None:
 async def test_own_watch_sees_only_bound_pods(tmp_path: Path) -> None:
     """Without a shared informer the simulator watches ``spec.nodeName!=`` (as kwok does):
     a pod waiting for the scheduler never reaches it; once bound it arrives and starts."""
-    async with api(tmp_path) as client:
+    async with api_server(tmp_path) as server:
+        client = server.client
         sim = Simulator(client, SimConfig(**CFG))
         await sim.start()
         try:
@@ -97,7 +69,8 @@ async def test_shared_informer_is_used_and_left_running(tmp_path: Path) -> None:
     """With the process's pods informer (inside ``kubelite up``) the simulator adds its
     index and handler to it, plays the lifecycle of its nodes' pods only, and leaves the
     informer to its owner on stop."""
-    async with api(tmp_path) as client:
+    async with api_server(tmp_path) as server:
+        client = server.client
         shared = Informer(client, PODS)
         shared.start()
         await shared.wait_synced()
@@ -140,7 +113,8 @@ def test_now_seconds_is_rfc3339_of_the_current_second() -> None:
 async def test_shared_informer_pods_bound_before_the_simulator_started_are_run(tmp_path: Path) -> None:
     """A shared informer already holds pods when the simulator joins (kubelite up restarted
     with pods on its simulated nodes): they are started once the nodes are adopted."""
-    async with api(tmp_path) as client:
+    async with api_server(tmp_path) as server:
+        client = server.client
         shared = Informer(client, PODS)
         shared.start()
         await shared.wait_synced()
