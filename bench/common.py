@@ -54,10 +54,7 @@ class Server:
 
     def cpu_times(self) -> tuple[float, float]:
         """(user, system) CPU seconds of the server process, all threads."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / ticks, int(fields[12]) / ticks
+        return process_cpu_times(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -66,6 +63,34 @@ class Server:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def process_cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid``, all threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def process_cpu_seconds(pid: int) -> float:
+    return sum(process_cpu_times(pid))
+
+
+def start_simulator(srv: Server, nodes: int, *flags: str) -> tuple[subprocess.Popen[str], float]:
+    """``kubelite simulate --nodes N [flags]`` against ``srv``; (process, seconds until ready)."""
+    kubeconfig = str(srv.data_dir / "kubeconfig.yaml")
+    cmd = [
+        sys.executable,
+        "-m",
+        "kubelite.cli",
+        "simulate",
+        "--kubeconfig",
+        kubeconfig,
+        "--nodes",
+        str(nodes),
+    ]
+    return spawn_until_ready([*cmd, *flags], 600, "simulator")
 
 
 def spawn_until_ready(cmd: list[str], timeout: float, what: str) -> tuple[subprocess.Popen[str], float]:

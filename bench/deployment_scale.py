@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -36,7 +35,7 @@ import threading
 import time
 from typing import Any
 
-from common import Server, machine, spawn_until_ready, start_server
+from common import Server, machine, process_cpu_seconds, start_server, start_simulator
 
 NS = "deploy-scale"
 
@@ -168,33 +167,12 @@ def wait_nodes(api: Api, nodes: int, timeout: float) -> float:
     raise TimeoutError(f"{nodes} nodes were not registered in {timeout}s")
 
 
-def start_simulator(server: Server, nodes: int, start_delay: float) -> subprocess.Popen[str]:
-    """``kubelite simulate`` against ``server`` (the ``--split`` variant)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "kubelite.cli",
-        "simulate",
-        "--kubeconfig",
-        str(server.data_dir / "kubeconfig.yaml"),
-        "--nodes",
-        str(nodes),
-        "--simulated-pod-start-delay",
-        str(start_delay),
-    ]
-    return spawn_until_ready(cmd, 600, "simulator")[0]
-
-
-def process_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(nodes: int, replicas: int, start_delay: float, timeout: float, split: bool) -> dict[str, Any]:
     sim_flags = ["--simulated-nodes", str(nodes), "--simulated-pod-start-delay", str(start_delay)]
     server = start_server(None, *(["--no-agent"] if split else sim_flags))
-    sim = start_simulator(server, nodes, start_delay) if split else None
+    sim = (
+        start_simulator(server, nodes, "--simulated-pod-start-delay", str(start_delay))[0] if split else None
+    )
     try:
         result = measure(server, sim, nodes, replicas, timeout)
         return {"mode": "split" if split else "up", "pod_start_delay_s": start_delay, **result, **machine()}
@@ -218,7 +196,7 @@ def measure(
     rv0 = int(listing["metadata"]["resourceVersion"])
     watcher = RunningWatcher(api, listing["metadata"]["resourceVersion"])
     cpu0 = server.cpu_seconds()
-    sim_cpu0 = process_cpu(sim.pid) if sim is not None else 0.0
+    sim_cpu0 = process_cpu_seconds(sim.pid) if sim is not None else 0.0
     t0 = time.monotonic()
     status, _ = api.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", deployment(replicas))
     assert status == 201, status
@@ -227,7 +205,9 @@ def measure(
     all_running = watcher.last - t0
     available_after = wait_available(api, replicas, t0, timeout)
     cpu_s = server.cpu_seconds() - cpu0
-    sim_cpu = {"simulator_cpu_s": round(process_cpu(sim.pid) - sim_cpu0, 1)} if sim is not None else {}
+    sim_cpu = (
+        {"simulator_cpu_s": round(process_cpu_seconds(sim.pid) - sim_cpu0, 1)} if sim is not None else {}
+    )
     _, listing = api.call("GET", f"/api/v1/namespaces/{NS}/pods?limit=1")
     writes = int(listing["metadata"]["resourceVersion"]) - rv0
     return {

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import random
 import socket
 import struct
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import machine, percentile, spawn_until_ready, start_server
+from common import machine, percentile, process_cpu_seconds, spawn_until_ready, start_server
 from dnslib import RCODE, DNSRecord  # type: ignore[import-untyped]
 
 from kubelite.client.base import Client, Resource
@@ -234,12 +233,6 @@ def churn(kubeconfig: Path, per_second: float, seconds: float, headless: list[in
     out.value = asyncio.run(go())
 
 
-def proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -295,13 +288,13 @@ def main() -> None:
         asyncio.run(wait_answers(port, last))
         changes = mp.Value("i", 0)
         churner = mp.Process(target=churn, args=(kubeconfig, args.churn, args.seconds, headless, changes))
-        cpu0, w0 = proc_cpu(dns.pid), time.monotonic()
+        cpu0, w0 = process_cpu_seconds(dns.pid), time.monotonic()
         if args.churn:  # another process: its HTTPS/JSON work must not delay the client's loop
             churner.start()
         rx, total, send_time = run_load(port, args.rate, args.seconds, clusterip, headless)
         if args.churn:
             churner.join(30)
-        cpu = proc_cpu(dns.pid) - cpu0
+        cpu = process_cpu_seconds(dns.pid) - cpu0
         wall = time.monotonic() - w0
         everything = [v for vs in rx.app.values() for v in vs]
         kernel = [v for vs in rx.kernel.values() for v in vs]

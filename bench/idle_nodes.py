@@ -30,33 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Server, machine, spawn_until_ready, start_server
+from common import Server, machine, process_cpu_seconds, start_server, start_simulator
 
 PROGRESS_EVERY = 2.0
-
-
-def cpu_seconds(pid: int) -> float:
-    import os
-
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_simulator(srv: Server, nodes: int, heartbeat: float) -> tuple[subprocess.Popen[str], float]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "kubelite.cli",
-        "simulate",
-        "--kubeconfig",
-        str(srv.data_dir / "kubeconfig.yaml"),
-        "--nodes",
-        str(nodes),
-        "--simulated-heartbeat",
-        str(heartbeat),
-    ]
-    return spawn_until_ready(cmd, 600, "simulator")
 
 
 def revision(srv: Server) -> int:
@@ -83,11 +59,11 @@ def measure(srv: Server, pids: dict[str, int], seconds: float, pyspy: str = "") 
         for i, pid in enumerate(pids.values()):
             spies.append(start_pyspy(pid, seconds, pyspy + (".sim" if i else "")))
     rev0 = revision(srv)
-    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    before = {k: process_cpu_seconds(p) for k, p in pids.items()}
     t0 = time.monotonic()
     time.sleep(seconds)
     took = time.monotonic() - t0
-    out = {k: round(100 * (cpu_seconds(p) - before[k]) / took, 1) for k, p in pids.items()}
+    out = {k: round(100 * (process_cpu_seconds(p) - before[k]) / took, 1) for k, p in pids.items()}
     writes = (revision(srv) - rev0) / took
     for spy in spies:
         spy.wait(60)
@@ -111,7 +87,7 @@ def main() -> None:
     sim: subprocess.Popen[str] | None = None
     if args.split:
         srv = start_server(None, "--no-agent")
-        sim, reg = start_simulator(srv, args.nodes, args.heartbeat)
+        sim, reg = start_simulator(srv, args.nodes, "--simulated-heartbeat", str(args.heartbeat))
         pids = {"control_plane_cpu_pct": srv.proc.pid, "simulator_cpu_pct": sim.pid}
     else:
         sim_args = ["--simulated-nodes", str(args.nodes), "--simulated-heartbeat", str(args.heartbeat)]
