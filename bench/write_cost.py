@@ -226,8 +226,9 @@ async def run_https(args: argparse.Namespace) -> Obj:
 
 
 async def run_inprocess(args: argparse.Namespace) -> Obj:
+    from kubelite import gctuning
     from kubelite.apiserver.app import App
-    from kubelite.apiserver.server import ServerConfig, build_context, tune_gc
+    from kubelite.apiserver.server import ServerConfig, build_context
     from kubelite.client.inprocess import ASGITransport
     from kubelite.store import open_store
 
@@ -239,7 +240,7 @@ async def run_inprocess(args: argparse.Namespace) -> Obj:
             stack.push_async_callback(store.close)
             ctx, crds = await build_context(store, ServerConfig(data_dir=data), {"t0ken": "admin"})
             stack.push_async_callback(crds.stop)
-            tune_gc()
+            gctuning.freeze_startup_objects()
             client = Client(ASGITransport(App(ctx), "t0ken"), user_agent=UA)
             b = Bench(client, own_cpu, args.concurrency, os.getpid())
             await measure(b, args, os.getpid())

@@ -153,13 +153,14 @@ async def test_standalone_scheduler_tunes_the_collector_and_up_does_not() -> Non
     import argparse
     import gc
 
-    from kubelite.scheduler import GC_THRESHOLDS, LeaderElectedScheduler, component
+    from kubelite.gctuning import THRESHOLDS
+    from kubelite.scheduler import LeaderElectedScheduler, component
 
     before = gc.get_threshold()
     try:
         inside_up = await component(cast(Client, FakeClient()), argparse.Namespace(command="up"))
         assert isinstance(inside_up, Scheduler) and gc.get_threshold() == before
         alone = await component(cast(Client, FakeClient()), argparse.Namespace(command="scheduler"))
-        assert isinstance(alone, LeaderElectedScheduler) and gc.get_threshold() == GC_THRESHOLDS
+        assert isinstance(alone, LeaderElectedScheduler) and gc.get_threshold() == THRESHOLDS
     finally:
         gc.set_threshold(*before)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import gc
 import ipaddress
 import logging
 import ssl
@@ -16,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from kubelite import pki
+from kubelite import gctuning, pki
 from kubelite.api import errors
 from kubelite.apiserver import metrics
 from kubelite.apiserver.admission import default_storage_class, default_toleration_seconds_hook
@@ -307,7 +306,7 @@ async def serve(
     await store.start()
     try:
         ctx, crds = await build_context(store, cfg, {creds.admin_token: "admin"})
-        tune_gc()
+        gctuning.freeze_startup_objects()
         config = uvicorn.Config(
             App(ctx),
             host=cfg.bind,
@@ -342,24 +341,6 @@ async def serve(
                 await stop()
     finally:
         await store.close()
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for an API server.
-
-    Requests allocate many short-lived dicts and lists (decoded objects) that reference
-    counting frees; with CPython's default thresholds (700, 10, 10) the collector still runs
-    every few hundred allocations and regularly rescans every long-lived object (the
-    OpenAPI schemas alone are ~100k).  Decoding a 10,000-pod LIST spent most of its time in
-    the collector.  The objects built at start-up are frozen (never scanned again) and
-    collections are made rarer.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class _GracefulServer(uvicorn.Server):
