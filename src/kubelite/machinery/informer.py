@@ -61,10 +61,7 @@ class Informer:
         told about every object already cached, as an add."""
         self.handlers.append(handler)
         for key, obj in list(self.cache.items()):
-            try:
-                handler(key, None, obj)
-            except Exception:
-                log.exception("informer handler failed resource=%s key=%s", self.resource.plural, key)
+            self._notify(handler, key, None, obj)
 
     def add_indexer(self, name: str, fn: IndexFunc) -> None:
         self.indexers[name] = fn
@@ -119,10 +116,14 @@ class Informer:
             if before != after:  # most updates (status, heartbeats) move no index entry
                 self._reindex(self.indexes[name], key, before, after)
         for h in self.handlers:
-            try:
-                h(key, old, new)
-            except Exception:
-                log.exception("informer handler failed resource=%s key=%s", self.resource.plural, key)
+            self._notify(h, key, old, new)
+
+    def _notify(self, handler: Handler, key: str, old: Obj | None, new: Obj | None) -> None:
+        """One handler call; a handler's error is logged, never passed to the informer."""
+        try:
+            handler(key, old, new)
+        except Exception:
+            log.exception("informer handler failed resource=%s key=%s", self.resource.plural, key)
 
     @staticmethod
     def _reindex(idx: dict[str, dict[str, None]], key: str, before: Any, after: Any) -> None:
