@@ -6,6 +6,7 @@ Against a real in-process API server (memory store), as in ``test_simulator``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from kubelite.machinery.informer import Informer
 from kubelite.simulator import Simulator
 from kubelite.simulator.config import SimConfig
 from kubelite.simulator.nodeobj import now_rfc3339
-from kubelite.simulator.pods import BOUND, NODE_INDEX, PodLifecycle, now_seconds
+from kubelite.simulator.pods import BOUND, NODE_INDEX, PodLifecycle
 from tests.unit.lifecycle_api import api_server, eventually
 
 Obj = dict[str, Any]
@@ -102,12 +103,13 @@ async def test_shared_informer_is_used_and_left_running(tmp_path: Path) -> None:
         await shared.stop()
 
 
-def test_now_seconds_is_rfc3339_of_the_current_second() -> None:
-    before = now_rfc3339()
-    got = now_seconds()
-    after = now_rfc3339()
+def test_now_rfc3339_is_the_current_second() -> None:
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    before = dt.datetime.now(dt.UTC).strftime(fmt)
+    got = now_rfc3339()
+    after = dt.datetime.now(dt.UTC).strftime(fmt)
     assert before <= got <= after and got.endswith("Z") and len(got) == len("2026-01-01T00:00:00Z")
-    assert now_seconds() is now_seconds() or now_seconds() >= got  # cached within a second
+    assert now_rfc3339() >= got  # the per-second cache never hands back an older second
 
 
 async def test_shared_informer_pods_bound_before_the_simulator_started_are_run(tmp_path: Path) -> None:

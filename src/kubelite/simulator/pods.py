@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 
 from kubelite.api import errors
 from kubelite.client.base import Client, Resource
@@ -32,7 +31,7 @@ from kubelite.machinery.informer import Informer
 from kubelite.machinery.workqueue import Controller
 from kubelite.simulator.config import DURATION_ANNOTATION, EXIT_CODE_ANNOTATION, SimConfig, parse_duration
 from kubelite.simulator.ipam import PodIPs
-from kubelite.simulator.nodeobj import Obj, node_ip
+from kubelite.simulator.nodeobj import Obj, node_ip, now_rfc3339
 from kubelite.simulator.nodes import NodeManager
 from kubelite.simulator.podstatus import finished_status, refresh_ready, restarted_status, running_status
 
@@ -44,19 +43,6 @@ MERGE_PATCH = "application/merge-patch+json"
 NODE_INDEX = "simulator/node"  # pods by spec.nodeName (a name no other indexer uses)
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 LEGACY_JOB_NAME_LABEL = "job-name"
-
-
-_stamp: tuple[int, str] = (-1, "")  # the last second formatted, and its RFC 3339 text
-
-
-def now_seconds() -> str:
-    """``now_rfc3339`` formatted at most once per second: every pod start and every
-    readiness check stamps the time, thousands of times a second at scale."""
-    global _stamp
-    second = int(time.time())
-    if _stamp[0] != second:
-        _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
-    return _stamp[1]
 
 
 def node_name_index(pod: Obj) -> list[str]:
@@ -211,7 +197,7 @@ class PodLifecycle:
         wait = self.cfg.pod_start_delay - (loop.time() - seen)
         if wait > 0:
             return wait
-        status = running_status(pod, node_ip(self.nodes.index[node]), self._ip(key, pod, node), now_seconds())
+        status = running_status(pod, node_ip(self.nodes.index[node]), self._ip(key, pod, node), now_rfc3339())
         if not await self._write(pod, status):
             return None
         self._started[key] = loop.time()
@@ -225,7 +211,7 @@ class PodLifecycle:
         # Re-evaluate Ready on every pass, as kubelet's status manager does: readiness gates, and
         # a Ready=False written by the node-lifecycle controller while this node's heartbeats were
         # late (MarkPodsNotReady) is set back once the node runs again.
-        status = refresh_ready(pod, now_seconds())
+        status = refresh_ready(pod, now_rfc3339())
         if status is not None:
             await self._write(pod, status)
             return None  # the watch brings the update back
@@ -238,11 +224,11 @@ class PodLifecycle:
             return duration - elapsed
         code = exit_code(pod)
         if code != 0 and (pod.get("spec") or {}).get("restartPolicy") == "OnFailure":
-            if await self._write(pod, restarted_status(pod, now_seconds(), code)):
+            if await self._write(pod, restarted_status(pod, now_rfc3339(), code)):
                 self._started[key] = loop.time()
                 return duration
             return None
-        status = finished_status(pod, node_ip(self.nodes.index[node]), ip, now_seconds(), code)
+        status = finished_status(pod, node_ip(self.nodes.index[node]), ip, now_rfc3339(), code)
         if await self._write(pod, status):
             self._forget(key)
         return None
