@@ -202,13 +202,15 @@ def test_scaling_changes_backends_within_a_second(net: Net, ns: str) -> None:
     time.sleep(1.0)
 
     t_scale = boottime()
+    before = net.api.ready_endpoints(ns, "web")
     net.cluster.kubectl("scale", "-n", ns, "deployment/web", "--replicas=3")
-    new_ip, t_up = _wait_endpoints(net, ns, lambda eps: len(eps) == 3, "3 ready endpoints")
+    new_ip, t_up = _wait_endpoints(net, ns, before, lambda eps: len(eps) == 3, "3 ready endpoints")
     time.sleep(3.0)
     ips = {p["status"]["podIP"]: p["metadata"]["name"] for p in net.api.pods(ns, "app=web")}
     new_name = ips[new_ip]
+    before = net.api.ready_endpoints(ns, "web")
     net.cluster.kubectl("scale", "-n", ns, "deployment/web", "--replicas=2")
-    gone_ip, t_down = _wait_endpoints(net, ns, lambda eps: len(eps) == 2, "2 ready endpoints")
+    gone_ip, t_down = _wait_endpoints(net, ns, before, lambda eps: len(eps) == 2, "2 ready endpoints")
     gone = ips[gone_ip]
     rows = stream.lines()
     assert rows, "the client stream printed nothing"
@@ -229,10 +231,12 @@ def test_scaling_changes_backends_within_a_second(net: Net, ns: str) -> None:
     assert not failures, f"requests failed during scaling: {failures[:5]}"
 
 
-def _wait_endpoints(net: Net, ns: str, done: Callable[[set[str]], bool], what: str) -> tuple[str, float]:
+def _wait_endpoints(
+    net: Net, ns: str, first: set[str], done: Callable[[set[str]], bool], what: str
+) -> tuple[str, float]:
     """Poll the Service's ready endpoints (every 20 ms) until ``done``; the endpoint that changed
-    (added, else removed) and the boot-clock time the change was first seen."""
-    first = net.api.ready_endpoints(ns, "web")
+    against ``first`` (read before the scale command: the change can land before the first
+    poll) and the boot-clock time the change was first seen."""
 
     def check() -> tuple[str, float] | None:
         eps = net.api.ready_endpoints(ns, "web")
